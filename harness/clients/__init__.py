@@ -1,0 +1,68 @@
+"""Client variants, and resolving a TARGET to one.
+
+A TARGET is a built-in variant name (``faulty``, ``fixed``) or
+``package.module:function``: a user's function that performs one request to the
+URL it is given (module-level state is allowed).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Callable
+
+from .faulty import FaultyClient
+from .fixed import FixedClient, FixedSettings
+
+BUILTINS: dict[str, Callable[[], object]] = {
+    "faulty": FaultyClient,
+    "fixed": FixedClient,
+}
+DESCRIPTIONS = {
+    "faulty": "new requests.Session per request, no timeout, never closed (the seed's leak)",
+    "fixed": "one shared session, keep-alive, timeouts, idle caps 2/host 5 total, idle timeout, close idle on error",
+}
+
+
+class TargetError(ValueError):
+    """A TARGET that names no variant or does not import."""
+
+
+def fixed_settings_for(delay: float, idle_timeout: float) -> FixedSettings:
+    """The fixed client's knobs for a server delay: reads time out well after it."""
+    return FixedSettings(read_timeout=max(1.0, 5 * delay), idle_timeout=idle_timeout)
+
+
+def resolve(target: str, delay: float = 0.2, idle_timeout: float = 0.5) -> Callable[[str], object]:
+    """Return a fresh request function for ``target``; raises TargetError.
+
+    ``delay`` and ``idle_timeout`` (seconds) configure the built-in fixed client.
+    """
+    if target == "fixed":
+        return FixedClient(fixed_settings_for(delay, idle_timeout))
+    if target in BUILTINS:
+        return BUILTINS[target]()  # type: ignore[return-value]
+    if ":" not in target:
+        names = ", ".join(sorted(BUILTINS))
+        raise TargetError(f"unknown variant {target!r}: use one of {names} or package.module:function")
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise TargetError(f"target {target!r}: expected package.module:function")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a user's module beside where they run us
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or the module's own error at import time
+        raise TargetError(f"target {target!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TargetError(f"target {target!r}: module {module_name!r} has no {attr!r}") from None
+    if not callable(obj):
+        raise TargetError(f"target {target!r}: {attr!r} is not callable")
+    return obj  # type: ignore[return-value]
+
+
+__all__ = ["BUILTINS", "DESCRIPTIONS", "FaultyClient", "FixedClient", "FixedSettings", "TargetError", "resolve"]

@@ -1,0 +1,75 @@
+"""The seed's fixed client: one shared client, bounded idle connections."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .idle_pool import IdleLimitedPoolManager, IdlePolicy
+
+
+@dataclass(frozen=True)
+class FixedSettings:
+    """The fixed client's knobs, in seconds and connection counts."""
+
+    connect_timeout: float = 2.0
+    read_timeout: float = 5.0
+    idle_timeout: float = 0.5
+    max_idle_per_host: int = 2
+    max_idle_total: int = 5
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _IdleLimitedAdapter(HTTPAdapter):
+    def __init__(self, policy: IdlePolicy, max_idle_per_host: int) -> None:
+        self._policy = policy
+        super().__init__(pool_connections=10, pool_maxsize=max_idle_per_host, pool_block=False)
+
+    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
+        self._pool_connections, self._pool_maxsize, self._pool_block = connections, maxsize, block
+        self.poolmanager = IdleLimitedPoolManager(
+            self._policy, num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs
+        )
+
+
+class FixedClient:
+    """One ``requests.Session`` for every request, as the seed's fixed client.
+
+    Keep-alive; connect and read timeouts; at most ``max_idle_per_host`` idle
+    connections per host and ``max_idle_total`` in all; idle connections older
+    than ``idle_timeout`` are closed; when a request fails, every idle
+    connection is closed (Go's ``CloseIdleConnections()``).
+    """
+
+    name = "fixed"
+
+    def __init__(self, settings: FixedSettings | None = None) -> None:
+        self.settings = settings or FixedSettings()
+        self.policy = IdlePolicy(self.settings.max_idle_total, self.settings.idle_timeout)
+        self.session = requests.Session()
+        adapter = _IdleLimitedAdapter(self.policy, self.settings.max_idle_per_host)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    @property
+    def idle_cap_per_host(self) -> int:
+        return min(self.settings.max_idle_per_host, self.settings.max_idle_total)
+
+    def __call__(self, url: str) -> int:
+        try:
+            response = self.session.get(url, timeout=(self.settings.connect_timeout, self.settings.read_timeout))
+            return response.status_code  # body already read: the connection is back in the pool
+        except requests.RequestException:
+            self.close_idle_connections()
+            raise
+
+    def close_idle_connections(self) -> int:
+        return self.policy.close_idle()
+
+    def close(self) -> None:
+        self.session.close()
+        self.policy.close_idle()
+        self.policy.close()

@@ -1,0 +1,121 @@
+"""Drive a client through a schedule: one thread per request, as goroutines.
+
+The harness knows at every moment how many of the client's requests are in
+flight (``InFlight``), which is what lets a verdict tell a pool from a leak.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Callable
+
+from .schedule import Schedule
+
+RequestFn = Callable[[str], object]
+
+
+class InFlight:
+    """Thread-safe count of requests in flight, with peaks and failures."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.current = 0
+        self.peak = 0
+        self._window_peak = 0
+        self.started = 0
+        self.finished = 0
+        self.failed = 0
+        self.errors: collections.Counter[str] = collections.Counter()
+        self.first_error: str | None = None
+
+    def begin(self) -> None:
+        with self._cond:
+            self.current += 1
+            self.started += 1
+            self.peak = max(self.peak, self.current)
+            self._window_peak = max(self._window_peak, self.current)
+
+    def end(self, error: BaseException | None = None) -> None:
+        with self._cond:
+            self.current -= 1
+            self.finished += 1
+            if error is not None:
+                self.failed += 1
+                name = type(error).__name__
+                self.errors[name] += 1
+                if self.first_error is None:
+                    self.first_error = f"{name}: {error}"
+            if self.current == 0:
+                self._cond.notify_all()
+
+    def window(self) -> tuple[int, int]:
+        """(current, most in flight since the previous call); starts a new window."""
+        with self._cond:
+            result = (self.current, self._window_peak)
+            self._window_peak = self.current
+            return result
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no request is in flight, at most ``timeout`` s."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.current == 0, timeout=timeout)
+
+
+class Driver:
+    """Runs schedules of requests to ``url`` with a client's request function."""
+
+    def __init__(self, request: RequestFn, url: str, tracker: InFlight, stop: threading.Event) -> None:
+        self.request = request
+        self.url = url
+        self.tracker = tracker
+        self.stop = stop
+        self.round = 0
+        self.cycle = 0
+
+    def position(self) -> tuple[int, int]:
+        return self.round, self.cycle
+
+    def fire(self, url: str | None = None) -> threading.Thread:
+        """Start one request in its own thread; it counts as in flight at once."""
+        self.tracker.begin()
+        thread = threading.Thread(target=self._one, args=(url or self.url,), daemon=True)
+        try:
+            thread.start()
+        except BaseException as exc:
+            self.tracker.end(exc)
+            raise
+        return thread
+
+    def _one(self, url: str) -> None:
+        error: BaseException | None = None
+        try:
+            self.request(url)
+        except Exception as exc:  # a failed request is data, not a crash of the harness
+            error = exc
+        finally:
+            self.tracker.end(error)
+
+    def replay(self, schedule: Schedule, round_no: int, on_cycle_end: Callable[[], object] = lambda: None) -> int:
+        """Send one round of the schedule; returns the requests sent.
+
+        Cycle starts are absolute (t0 + i * period) so sampling does not make the
+        schedule drift. ``on_cycle_end`` runs when each cycle's period is over,
+        just before the next cycle fires. Does not wait for the requests to finish.
+        """
+        self.round = round_no
+        t0 = time.monotonic()
+        sent = 0
+        for cycle in range(schedule.cycles + 1):
+            wait = t0 + cycle * schedule.period - time.monotonic()
+            if wait > 0 and self.stop.wait(wait):
+                break
+            if cycle:
+                on_cycle_end()
+            if cycle == schedule.cycles:
+                break
+            self.cycle = cycle + 1
+            for _ in range(schedule.requests_in_cycle(cycle)):
+                self.fire()
+                sent += 1
+        return sent

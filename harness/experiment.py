@@ -1,0 +1,146 @@
+"""One client driven against one server while its sockets are sampled.
+
+``Run`` wires the flow together: server -> client -> driver -> sampler. The
+scenarios (``harness.scenarios``) use it to measure one row of the comparison
+table each; ``ExperimentResult`` is what they produce.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .driver import Driver, InFlight
+from .sampler import Sample, SeriesRecorder, Snapshot, SocketCounter
+from .server_process import ServerProcess
+from .verdict import Verdict
+
+SETTLE_SAMPLES_MAX = 10  # a residual that has not settled after 10 samples is taken as it stands
+Progress = Callable[[str], None]
+
+
+class ExperimentError(RuntimeError):
+    """The experiment could not measure what it set out to (not a verdict)."""
+
+
+@dataclass
+class ExperimentResult:
+    """Everything one experiment measured and concluded; written as JSON + CSV."""
+
+    name: str
+    scenario: str
+    target: str
+    settings: dict
+    verdict: Verdict | None = None
+    schedule: dict | None = None
+    figures: dict = field(default_factory=dict)
+    rounds: list[dict] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    sockets_left: list[tuple[int, str]] = field(default_factory=list)
+    complete: bool = False
+    error: str | None = None
+    started_at: float = field(default_factory=time.time)
+    duration_s: float = 0.0
+    server_stderr: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.complete and self.verdict is not None and self.verdict.passed
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "scenario": self.scenario,
+            "target": self.target,
+            "complete": self.complete,
+            "error": self.error,
+            "passed": self.passed,
+            "verdict": self.verdict.trend.verdict if self.verdict and self.verdict.trend else None,
+            "summary": self.verdict.summary if self.verdict else None,
+            "judgement": self.verdict.as_dict() if self.verdict else None,
+            "requests": self.figures.get("requests", 0),
+            "figures": self.figures,
+            "settings": self.settings,
+            "schedule": self.schedule,
+            "rounds": self.rounds,
+            "sockets_left": [{"local_port": p, "state": s} for p, s in self.sockets_left],
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s, 3),
+            "samples": [s.as_dict() for s in self.samples],
+        }
+
+
+class Run:
+    """A client, its driver and a sampler around one running server.
+
+    Use as a context manager: entering takes the server's counters and starts
+    sampling; leaving stops sampling and closes the client (if it can be closed).
+    """
+
+    def __init__(self, request: Callable[[str], object], server: ServerProcess, sample_interval: float) -> None:
+        self.client = request
+        self.server = server
+        self.tracker = InFlight()
+        self.stop_event = threading.Event()
+        self.driver = Driver(request, server.url, self.tracker, self.stop_event)
+        self.counter = SocketCounter(server.host, server.port, server.own_ports)
+        self.recorder = SeriesRecorder(self.counter, sample_interval, self.tracker.window, self.driver.position)
+        self.stats_before: dict = {}
+        self.t0 = 0.0
+
+    def __enter__(self) -> "Run":
+        self.counter.ignore_existing_time_wait()
+        self.stats_before = self.server.stats()
+        self.t0 = time.monotonic()
+        self.recorder.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_event.set()
+        self.recorder.stop()
+
+    def close_client(self) -> None:
+        close = getattr(self.client, "close", None)
+        if callable(close):
+            close()
+
+    def drain(self, deadline_s: float) -> None:
+        """Wait until every request has finished, at most ``deadline_s`` s."""
+        if not self.tracker.wait_idle(deadline_s):
+            raise ExperimentError(
+                f"{self.tracker.current} requests still in flight {deadline_s:.1f} s after they were due; "
+                f"is the server alive? ({'yes' if self.server.alive() else 'no'})"
+            )
+
+    def settle(self, label: str) -> tuple[Sample, Snapshot]:
+        """Sample until two samples in a row agree on ESTABLISHED (bounded)."""
+        sample = self.recorder.sample(label)
+        for _ in range(SETTLE_SAMPLES_MAX):
+            again = self.recorder.sample(label)
+            if again.established == sample.established:
+                return again, self.recorder.last  # type: ignore[return-value]
+            sample = again
+        return sample, self.recorder.last  # type: ignore[return-value]
+
+    def watch(self, until: Callable[[Sample], bool], deadline_s: float, interval: float, label: str) -> Sample:
+        """Sample every ``interval`` s until ``until(sample)`` or the deadline; returns the last."""
+        end = time.monotonic() + deadline_s
+        sample = self.recorder.sample(label)
+        while not until(sample) and time.monotonic() < end:
+            self.stop_event.wait(min(interval, max(0.0, end - time.monotonic())))
+            if self.stop_event.is_set():
+                break
+            sample = self.recorder.sample(label)
+        return sample
+
+    def server_delta(self) -> dict:
+        """Counters gained on the server since entering, the harness's /stats calls left out."""
+        after = self.server.stats()
+        delta = {k: after[k] - self.stats_before.get(k, 0) for k in after if k not in ("open_connections", "active_requests")}
+        # each /stats call opens one connection of its own; only the closing call is inside the delta
+        delta["connections_accepted"] -= delta.get("stats_requests", 0)
+        return delta
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0

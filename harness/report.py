@@ -1,0 +1,101 @@
+"""The seed's comparison table, regenerated from measured numbers."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .experiment import ExperimentResult
+from .results import atomic_write, write_json
+
+ROWS = (
+    ("persistent_connections", "Persistent connections"),
+    ("idle_handling", "Idle handling"),
+    ("close_on_error", "Close on error"),
+    ("tcp_count", "TCP count"),
+)
+
+
+def _cell(result: ExperimentResult) -> str:
+    f = result.figures
+    if not result.complete:
+        return f"incomplete ({result.error})"
+    mark = "" if result.passed else " [FAILED]"
+    if result.scenario == "persistent_connections":
+        word = "yes" if f.get("persistent") else "no"
+        return f"{word}: {f['new_connections']} connections for {f['requests']} requests{mark}"
+    if result.scenario == "idle_handling":
+        if f.get("closed_after_s") is not None:
+            return f"closed: {f['idle_before']} idle sockets closed {f['closed_after_s']:.2f} s after going idle{mark}"
+        return f"never: {f['idle_after']} of {f['idle_before']} idle sockets open after {f['window_s']:.2f} s{mark}"
+    if result.scenario == "close_on_error":
+        closed = f["idle_before"] - f["after_error"]
+        word = "yes" if f["after_error"] == 0 and f["idle_before"] else "no"
+        return f"{word}: {closed} of {f['idle_before']} idle sockets closed after a {f['failure']}{mark}"
+    if result.scenario == "tcp_count" and result.verdict and result.verdict.trend:
+        trend = result.verdict.trend
+        word = "keeps increasing" if trend.verdict == "growth" else "stays stable"
+        path = " -> ".join(map(str, trend.residuals))
+        return f"{word}: {trend.verdict}, kept {path} after rounds of {trend.requests_per_round} requests{mark}"
+    return result.verdict.summary if result.verdict else "-"
+
+
+def _churn_cell(result: ExperimentResult) -> str:
+    f = result.figures
+    return f"{f.get('new_connections_per_request', 0):.2f} new connections, {f.get('time_wait_per_request', 0):.2f} TIME_WAIT"
+
+
+def comparison(results: Sequence[ExperimentResult]) -> dict:
+    """{'columns': [...], 'rows': [{'row': ..., 'cells': {column: text}}]} from the results given."""
+    by_key = {}
+    columns: list[str] = []
+    for result in results:
+        column = result.name.split("-", 1)[1] if "-" in result.name else result.target
+        if column not in columns:
+            columns.append(column)
+        by_key.setdefault((result.scenario, column), result)
+    rows = []
+    for scenario, title in ROWS:
+        cells = {c: _cell(by_key[(scenario, c)]) for c in columns if (scenario, c) in by_key}
+        if cells:
+            rows.append({"row": title, "cells": cells})
+    churn = {c: _churn_cell(by_key[("tcp_count", c)]) for c in columns if ("tcp_count", c) in by_key}
+    if churn:
+        rows.append({"row": "Churn per request (not a leak)", "cells": churn})
+    return {"columns": columns, "rows": rows}
+
+
+def markdown(table: dict) -> str:
+    columns = table["columns"]
+    lines = ["| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for row in table["rows"]:
+        lines.append(f"| {row['row']} | " + " | ".join(row["cells"].get(c, "-") for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plain(table: dict) -> str:
+    """The table for a terminal: one block per row, one line per column."""
+    width = max((len(c) for c in table["columns"]), default=0)
+    out = []
+    for row in table["rows"]:
+        out.append(row["row"])
+        for column in table["columns"]:
+            if column in row["cells"]:
+                out.append(f"  {column:<{width}}  {row['cells'][column]}")
+    return "\n".join(out) + "\n"
+
+
+def write_summary(results: Sequence[ExperimentResult], results_dir: Path, extra: dict | None = None) -> tuple[Path, Path]:
+    """Write summary.md and summary.json (the table and every experiment's outcome)."""
+    table = comparison(results)
+    experiments = [
+        {"name": r.name, "scenario": r.scenario, "target": r.target, "passed": r.passed, "complete": r.complete,
+         "summary": r.verdict.summary if r.verdict else r.error, "duration_s": round(r.duration_s, 3)}
+        for r in results
+    ]
+    md = "# Measured comparison\n\n" + markdown(table)
+    md += "\n## Experiments\n\n| experiment | passed | seconds | summary |\n|---|---|---|---|\n"
+    md += "".join(f"| {e['name']} | {'yes' if e['passed'] else 'NO'} | {e['duration_s']:.2f} | {e['summary']} |\n"
+                  for e in experiments)
+    md_path = atomic_write(Path(results_dir) / "summary.md", md)
+    json_path = write_json(Path(results_dir) / "summary.json", {"table": table, "experiments": experiments, **(extra or {})})
+    return md_path, json_path

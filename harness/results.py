@@ -1,0 +1,62 @@
+"""Writing results: one JSON and one CSV per experiment, a summary per run.
+
+Every file is written atomically (a temporary file in the same directory, then
+``os.replace``), so a reader never sees half a file and an interrupted run
+keeps every file it finished.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from .sampler import Sample
+
+if TYPE_CHECKING:
+    from .experiment import ExperimentResult
+
+SAMPLE_COLUMNS = [f.name for f in fields(Sample)]
+
+
+def atomic_write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def samples_csv(samples: Iterable[Sample]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SAMPLE_COLUMNS)
+    for sample in samples:
+        writer.writerow([getattr(sample, c) for c in SAMPLE_COLUMNS])
+    return out.getvalue()
+
+
+def write_result(result: "ExperimentResult", results_dir: Path) -> tuple[Path, Path]:
+    """Write ``NAME.json`` and ``NAME.csv``; returns their paths."""
+    base = Path(results_dir) / result.name
+    json_path = atomic_write(base.with_suffix(".json"), json.dumps(result.as_dict(), indent=1) + "\n")
+    csv_path = atomic_write(base.with_suffix(".csv"), samples_csv(result.samples))
+    return json_path, csv_path
+
+
+def write_json(path: Path, data: dict) -> Path:
+    return atomic_write(Path(path), json.dumps(data, indent=1) + "\n")

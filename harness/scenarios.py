@@ -1,0 +1,267 @@
+"""The four rows of the seed's comparison table, each measured by one scenario.
+
+* ``persistent_connections``: one request at a time; new connections per request.
+* ``idle_handling``: after a burst, no traffic; are idle connections closed?
+* ``close_on_error``: after a failed request, are idle connections closed?
+* ``tcp_count``: rounds of the schedule; does the kept socket count grow?
+
+``measure()`` runs one scenario on one target and always writes what it
+measured, marked incomplete if it was interrupted.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from .clients import FaultyClient, FixedClient, resolve
+from .experiment import ExperimentError, ExperimentResult, Progress, Run
+from .options import Settings
+from .results import write_result
+from .schedule import make_schedule
+from .server_process import ServerProcess
+from .verdict import (
+    GROWTH, PLATEAU, UNDECIDED, Check, check_at_most, check_bounded, check_equals, check_never_falls,
+    combine, judge_trend,
+)
+
+PERSISTENT_REQUESTS = 5  # one at a time: a pooling client needs exactly one connection for all
+WARM_UP_REQUESTS = 4  # concurrent, so a pool capped at 2 idle must close some and keep 2
+# The reaper closes an expired connection when its timer fires; the harness sees it
+# at its next sample (sample interval) after a psutil scan (~12 ms, more under load).
+IDLE_CLOSE_SLACK_S = 0.3
+# Connections go idle a few ms before the harness sees their requests end.
+IDLE_EARLY_SLACK_S = 0.1
+
+
+def default_expectation(target: str) -> str | None:
+    return {"faulty": GROWTH, "fixed": PLATEAU}.get(target)
+
+
+def _drain_deadline(settings: Settings, longest_request_s: float = 0.0) -> float:
+    # generous: requests are due after the delay; 5 s covers a loaded 2-core machine
+    return 3 * max(settings.delay, longest_request_s) + 5.0
+
+
+def _churn(run: Run, result: ExperimentResult, last_time_wait: int) -> None:
+    delta = run.server_delta()
+    requests = run.tracker.started
+    new = delta["connections_accepted"]
+    result.figures.update(
+        requests=requests,
+        failed=run.tracker.failed,
+        errors=dict(run.tracker.errors),
+        first_error=run.tracker.first_error,
+        peak_in_flight=run.tracker.peak,
+        new_connections=new,
+        new_connections_per_request=round(new / requests, 4) if requests else 0.0,
+        time_wait=last_time_wait,
+        time_wait_per_request=round(last_time_wait / requests, 4) if requests else 0.0,
+        hung_up_early=delta["hung_up_early"],
+    )
+
+
+def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: Progress, expect: str | None) -> None:
+    schedule = make_schedule(settings.cycles, settings.period, settings.extra_max, settings.seed)
+    result.schedule = schedule.as_dict()
+    residuals: list[int] = []
+    cycle_ends: list[int] = []
+    trend = None
+    snap = None
+
+    def cycle_end() -> None:
+        cycle_ends.append(run.recorder.sample("cycle_end").established)
+
+    for rnd in range(1, settings.max_rounds + 1):
+        run.driver.replay(schedule, rnd, cycle_end)
+        run.drain(_drain_deadline(settings))
+        sample, snap = run.settle("round_end")
+        residuals.append(sample.established)
+        result.rounds.append({"round": rnd, "requests": schedule.requests, "residual": sample.established,
+                              "time_wait": sample.time_wait, "close_wait": sample.close_wait,
+                              "peak_in_flight": run.tracker.peak})
+        progress(f"round {rnd}: {schedule.requests} requests, {sample.established} sockets kept "
+                 f"(peak {run.tracker.peak} in flight)")
+        if rnd >= settings.rounds:
+            trend = judge_trend(residuals, schedule.requests, run.tracker.peak, final=rnd == settings.max_rounds)
+            if trend.verdict != UNDECIDED:
+                break
+    assert trend is not None and snap is not None
+    checks: list[Check] = []
+    if isinstance(run.client, FaultyClient):
+        # tolerance 0: the faulty client never closes a socket, so nothing can fall
+        checks.append(check_never_falls("count never falls", cycle_ends))
+        # tolerance 0: each request's session opens exactly one socket and keeps it
+        checks.append(check_equals("keeps every socket", residuals[-1], run.tracker.started, 0,
+                                   "ESTABLISHED after the last round vs requests sent"))
+    if isinstance(run.client, FixedClient):
+        cap = run.client.idle_cap_per_host
+        # allowance = the idle cap exactly: the in-flight peak covers the whole scan and a
+        # connection counts as in flight from before it opens until after it is pooled or closed
+        checks.append(check_bounded("in flight + idle cap",
+                                    ((s.t, s.established, s.in_flight_peak) for s in run.recorder.samples), cap))
+        checks.append(check_at_most("idle cap once idle", max(residuals), cap, "most ESTABLISHED after a round"))
+    result.verdict = combine(expect, trend, checks)
+    result.sockets_left = [(s.local_port, s.state) for s in snap.sockets]
+    result.figures["residuals"] = residuals
+    result.figures["max_established"] = max((s.established for s in run.recorder.samples), default=0)
+    _churn(run, result, snap.time_wait)
+
+
+def persistent_connections(run: Run, settings: Settings, result: ExperimentResult, progress: Progress,
+                           expect: str | None) -> None:
+    for i in range(PERSISTENT_REQUESTS):
+        run.driver.fire()
+        run.drain(_drain_deadline(settings))
+        run.recorder.sample("request_done")
+    progress(f"{PERSISTENT_REQUESTS} requests sent one at a time")
+    sample, snap = run.settle("end")
+    _churn(run, result, sample.time_wait)
+    new = result.figures["new_connections"]
+    checks = []
+    if isinstance(run.client, FaultyClient):
+        # tolerance 0: a new session per request cannot reuse anything
+        checks.append(check_equals("a connection per request", new, PERSISTENT_REQUESTS, 0, "new connections"))
+    if isinstance(run.client, FixedClient):
+        # tolerance 0: with one request at a time the one pooled connection serves them all
+        checks.append(check_equals("one connection reused", new, 1, 0, "new connections"))
+    result.figures["persistent"] = new < PERSISTENT_REQUESTS
+    result.sockets_left = [(s.local_port, s.state) for s in snap.sockets]
+    result.verdict = combine(None, None, checks)
+
+
+def _warm_up(run: Run, settings: Settings) -> int:
+    for _ in range(WARM_UP_REQUESTS):
+        run.driver.fire()
+    run.drain(_drain_deadline(settings))
+    sample, _ = run.settle("warmed_up")
+    return sample.established
+
+
+def idle_handling(run: Run, settings: Settings, result: ExperimentResult, progress: Progress,
+                  expect: str | None) -> None:
+    idle_before = _warm_up(run, settings)
+    went_idle = time.monotonic()
+    window = 2 * settings.idle_timeout
+    progress(f"{idle_before} sockets idle; watching {window:.2f} s with no traffic")
+    last = run.watch(lambda s: s.established == 0, window, settings.sample_interval, "idle")
+    closed_after = time.monotonic() - went_idle if last.established == 0 else None
+    if last.established and not isinstance(run.client, FixedClient):
+        # keep watching the whole window: did anything close at all?
+        remaining = window - (time.monotonic() - went_idle)
+        if remaining > 0:
+            last = run.watch(lambda s: False, remaining, settings.sample_interval, "idle")
+    result.figures.update(idle_before=idle_before, idle_after=last.established, window_s=round(window, 3),
+                          idle_timeout_s=settings.idle_timeout,
+                          closed_after_s=round(closed_after, 3) if closed_after is not None else None)
+    checks = []
+    if isinstance(run.client, FaultyClient):
+        # tolerance 0: every warm-up request kept its own session and socket, and nothing closes them
+        checks.append(check_equals("keeps idle sockets", idle_before, WARM_UP_REQUESTS, 0, "idle sockets after the burst"))
+        checks.append(check_equals("never closes idle", last.established, idle_before, 0,
+                                   f"ESTABLISHED after {window:.2f} s without traffic"))
+    if isinstance(run.client, FixedClient):
+        cap = run.client.idle_cap_per_host
+        checks.append(check_at_most("idle cap", idle_before, cap, "idle sockets after the burst"))
+        early = settings.idle_timeout - IDLE_EARLY_SLACK_S
+        late = settings.idle_timeout + settings.sample_interval + IDLE_CLOSE_SLACK_S
+        if closed_after is None:
+            checks.append(Check("idle timeout", False, f"{last.established} idle sockets still open after {window:.2f} s"))
+        else:
+            checks.append(Check("idle timeout", early <= closed_after <= late,
+                                f"all idle sockets closed {closed_after:.3f} s after going idle "
+                                f"(expected between {early:.2f} and {late:.2f} s)"))
+    _churn(run, result, last.time_wait)
+    result.sockets_left = [(s.local_port, s.state) for s in (run.recorder.last.sockets if run.recorder.last else ())]
+    result.verdict = combine(None, None, checks)
+
+
+def close_on_error(run: Run, settings: Settings, result: ExperimentResult, progress: Progress,
+                   expect: str | None, failure: str = "reset") -> None:
+    before = _warm_up(run, settings)
+    if failure == "reset":
+        bad_url, longest = run.server.url + "?fail=reset", settings.delay
+    elif failure == "timeout":
+        read_timeout = getattr(getattr(run.client, "settings", None), "read_timeout", None)
+        if read_timeout is None:
+            raise ExperimentError("the timeout failure needs a client with a read timeout (the fixed variant)")
+        bad_url, longest = run.server.url + f"?delay={read_timeout + 1.0}", read_timeout
+    else:
+        raise ExperimentError(f"unknown failure {failure!r}: use reset or timeout")
+    run.driver.fire(bad_url)
+    run.drain(_drain_deadline(settings, longest))
+    if run.tracker.failed != 1:
+        raise ExperimentError(f"the {failure} request was meant to fail and did not ({run.tracker.failed} failures)")
+    after, snap = run.settle("after_error")
+    progress(f"{before} sockets idle before the {failure}, {after.established} after")
+    result.figures.update(failure=failure, idle_before=before, after_error=after.established)
+    checks = []
+    if isinstance(run.client, FaultyClient):
+        # tolerance 0: the failed request's own socket is gone (reset); the others stay untouched
+        checks.append(check_equals("nothing closed on error", after.established, before, 0, "ESTABLISHED after the error"))
+    if isinstance(run.client, FixedClient):
+        # tolerance 0: every idle connection is closed and the failed one was dropped by urllib3
+        checks.append(check_equals("idle closed on error", after.established, 0, 0, "ESTABLISHED after the error"))
+        run.driver.fire()
+        run.drain(_drain_deadline(settings))
+        recovered = run.tracker.failed == 1
+        checks.append(Check("recovers", recovered, "the next request succeeded" if recovered else
+                            f"the next request failed: {run.tracker.first_error}"))
+    _churn(run, result, snap.time_wait)
+    result.figures["failed"] = run.tracker.failed
+    result.sockets_left = [(s.local_port, s.state) for s in snap.sockets]
+    result.verdict = combine(None, None, checks)
+
+
+SCENARIOS: dict[str, Callable[..., None]] = {
+    "persistent_connections": persistent_connections,
+    "idle_handling": idle_handling,
+    "close_on_error": close_on_error,
+    "tcp_count": tcp_count,
+}
+
+
+def target_label(target: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in target)
+
+
+def measure(
+    scenario: str,
+    target: str,
+    settings: Settings,
+    server: ServerProcess,
+    *,
+    expect: str | None = None,
+    progress: Progress = lambda line: None,
+    name: str | None = None,
+    write: bool = True,
+    **kwargs,
+) -> ExperimentResult:
+    """Run one scenario on ``target`` against ``server``; write and return the result.
+
+    Results are written even when the run is interrupted, marked incomplete.
+    """
+    client = resolve(target, settings.delay, settings.idle_timeout)
+    result = ExperimentResult(name=name or f"{scenario}-{target_label(target)}", scenario=scenario, target=target,
+                              settings=settings.as_dict())
+    started = time.monotonic()
+    run = Run(client, server, settings.sample_interval)
+    try:
+        with run:
+            SCENARIOS[scenario](run, settings, result, progress, expect, **kwargs)
+        result.complete = True
+    except BaseException as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        result.samples = list(run.recorder.samples)
+        try:
+            run.close_client()
+        finally:
+            result.duration_s = time.monotonic() - started
+            result.server_stderr = server.stderr_text()
+            if write:
+                write_result(result, settings.results_path)
+    return result
+
+
+__all__ = ["SCENARIOS", "measure", "default_expectation", "GROWTH", "PLATEAU"]

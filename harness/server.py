@@ -1,0 +1,398 @@
+"""The slow server: ``python -m harness.server``.
+
+The Python counterpart of the seed's slow server. Every request waits ``--delay``
+seconds, then gets ``200`` with a short body, ``Content-Length`` and
+``Connection: keep-alive``; the connection stays open for the next request
+(HTTP/1.1, and HTTP/1.0 clients that ask for keep-alive).
+
+Once listening it prints exactly one JSON line on stdout,
+``{"host": ..., "port": ..., "pid": ...}``; everything else goes to stderr.
+
+Per-request overrides in the query string (used by the experiments):
+
+* ``delay=S``   wait S seconds instead of ``--delay``;
+* ``fail=reset`` after the delay, reset the connection (RST) instead of answering.
+
+``GET /stats`` answers at once with the server's counters as JSON.
+
+One asyncio event loop serves every connection; h11 parses requests. A pending
+response is a timer, not a thread, so thousands of slow connections cost little.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import json
+import math
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+import time
+from dataclasses import asdict, dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+
+BODY = b"ok\n"
+MAX_BUFFERED_BYTES = 1 << 20  # stop reading from a client that sends this much unanswered
+
+
+@dataclass
+class ServerStats:
+    """Counters served by ``GET /stats``. Connection counts include /stats callers."""
+
+    open_connections: int = 0
+    active_requests: int = 0
+    requests_served: int = 0
+    hung_up_early: int = 0
+    connections_accepted: int = 0
+    stats_requests: int = 0
+    resets_sent: int = 0
+
+
+def _response_head(status: bytes, length: int, keep_alive: bool, content_type: bytes) -> bytes:
+    connection = b"keep-alive" if keep_alive else b"close"
+    return (
+        b"HTTP/1.1 " + status + b"\r\n"
+        b"Content-Type: " + content_type + b"\r\n"
+        b"Content-Length: " + str(length).encode() + b"\r\n"
+        b"Connection: " + connection + b"\r\n\r\n"
+    )
+
+
+def _wants_keep_alive(request: h11.Request) -> bool:
+    """RFC 9112 §9.3: 1.1 persists unless ``close``; 1.0 only with ``keep-alive``."""
+    tokens = set()
+    for name, value in request.headers:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    if b"close" in tokens:
+        return False
+    if request.http_version == b"1.0":
+        return b"keep-alive" in tokens
+    return True
+
+
+class SlowHTTPConnection(asyncio.Protocol):
+    """One client connection: parse a request, answer after the delay, repeat."""
+
+    def __init__(self, server: "SlowServer") -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.parser = h11.Connection(h11.SERVER)
+        self.request: h11.Request | None = None
+        self.request_started = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    # asyncio callbacks -------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        self.server.connections.add(self)
+        self.server.stats.open_connections += 1
+        self.server.stats.connections_accepted += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.receive_data(data)
+        self._advance()
+
+    def eof_received(self) -> bool:
+        if self.timer is not None:
+            self._hung_up()
+        return False  # let asyncio close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self._hung_up()
+        if not self.closed:
+            self.closed = True
+            self.server.connections.discard(self)
+            self.server.stats.open_connections -= 1
+
+    # request handling --------------------------------------------------
+    def _advance(self) -> None:
+        """Parse events until a whole request is in, unless one is pending."""
+        while self.timer is None and not self.closed:
+            try:
+                event = self.parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._send_error(exc)
+                return
+            if event is h11.NEED_DATA:
+                self._limit_buffering()
+                return
+            if isinstance(event, h11.Request):
+                self.request = event
+            elif isinstance(event, h11.EndOfMessage):
+                self._request_complete()
+            elif isinstance(event, h11.ConnectionClosed):
+                return
+            # h11.Data: a request body, read and ignored.
+
+    def _limit_buffering(self) -> None:
+        buffered = len(self.parser.trailing_data[0])
+        if buffered > MAX_BUFFERED_BYTES and self.transport is not None:
+            self.transport.pause_reading()
+
+    def _request_complete(self) -> None:
+        request = self.request
+        assert request is not None
+        target = urlsplit(request.target.decode("latin-1"))
+        if target.path == "/stats":
+            self.server.stats.stats_requests += 1
+            body = json.dumps(asdict(self.server.stats)).encode()
+            self._respond(request, b"200 OK", body, b"application/json")
+            return
+        query = parse_qs(target.query)
+        delay = self.server.delay
+        try:
+            if "delay" in query:
+                delay = float(query["delay"][0])
+                if not math.isfinite(delay) or delay < 0:
+                    raise ValueError
+        except ValueError:
+            self._respond(request, b"400 Bad Request", b"bad delay\n", b"text/plain")
+            return
+        reset = query.get("fail", [""])[0] == "reset"
+        self.server.stats.active_requests += 1
+        self.request_started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(delay, self._delay_over, request, reset)
+
+    def _delay_over(self, request: h11.Request, reset: bool) -> None:
+        self.timer = None
+        self.server.stats.active_requests -= 1
+        if reset:
+            self.server.stats.resets_sent += 1
+            self._reset()
+            return
+        self.server.stats.requests_served += 1
+        self._respond(request, b"200 OK", BODY, b"text/plain")
+
+    def _respond(self, request: h11.Request, status: bytes, body: bytes, ctype: bytes) -> None:
+        assert self.transport is not None
+        keep_alive = _wants_keep_alive(request)
+        head = _response_head(status, len(body), keep_alive, ctype)
+        # One write: headers and body leave together (no Nagle wait between them).
+        self.transport.write(head if request.method == b"HEAD" else head + body)
+        if not keep_alive:
+            self.transport.close()
+            return
+        leftover, _ = self.parser.trailing_data
+        self.parser = h11.Connection(h11.SERVER)
+        self.request = None
+        if leftover:
+            self.parser.receive_data(leftover)
+        self.transport.resume_reading()
+        self._advance()
+
+    def _send_error(self, exc: h11.RemoteProtocolError) -> None:
+        assert self.transport is not None
+        body = f"bad request: {exc}\n".encode()
+        self.transport.write(_response_head(b"400 Bad Request", len(body), False, b"text/plain") + body)
+        self.transport.close()
+
+    def _reset(self) -> None:
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+
+    def _hung_up(self) -> None:
+        assert self.timer is not None
+        self.timer.cancel()
+        self.timer = None
+        self.server.stats.active_requests -= 1
+        self.server.stats.hung_up_early += 1
+        waited = time.monotonic() - self.request_started
+        self.server.log(f"client {self.peer} hung up {waited:.3f} s into its request; not answered")
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class SlowServer:
+    """Owns the listener, the open connections and the counters."""
+
+    def __init__(self, host: str, port: int, delay: float, track_interval: float) -> None:
+        self.host = host
+        self.port = port
+        self.delay = delay
+        self.track_interval = track_interval
+        self.stats = ServerStats()
+        self.connections: set[SlowHTTPConnection] = set()
+        self.listener: asyncio.base_events.Server | None = None
+        self.stopped = asyncio.Event()
+
+    @staticmethod
+    def log(message: str) -> None:
+        print(f"[server {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.listener = await loop.create_server(
+            lambda: SlowHTTPConnection(self), self.host, self.port, backlog=_backlog(), reuse_address=True
+        )
+        sockname = self.listener.sockets[0].getsockname()
+        self.port = sockname[1]
+
+    def stop(self) -> None:
+        """Close the listener and every connection; idempotent."""
+        if self.listener is not None:
+            self.listener.close()
+        for conn in list(self.connections):
+            if conn.timer is not None:
+                conn.timer.cancel()
+                conn.timer = None
+            if conn.transport is not None:
+                conn.transport.abort()
+        self.stopped.set()
+
+    async def track(self) -> None:
+        """Log the sockets on our port every interval, as the seed's netstat loop did."""
+        import psutil
+
+        me = psutil.Process()
+        while not self.stopped.is_set():
+            try:
+                await asyncio.wait_for(self.stopped.wait(), timeout=self.track_interval)
+                return
+            except asyncio.TimeoutError:
+                pass
+            # psutil scans our fds: seconds at 10k sockets, so off the event loop.
+            states = await asyncio.to_thread(_own_socket_states, me, self.port)
+            summary = " ".join(f"{k}={v}" for k, v in sorted(states.items())) or "none"
+            self.log(
+                f"sockets on port {self.port}: {summary}; active requests={self.stats.active_requests} "
+                f"served={self.stats.requests_served} hung up early={self.stats.hung_up_early}"
+            )
+
+
+def _own_socket_states(process, port: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for conn in process.net_connections(kind="tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status != "LISTEN":
+            counts[conn.status] = counts.get(conn.status, 0) + 1
+    return counts
+
+
+def _backlog() -> int:
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return max(128, int(f.read()))
+    except (OSError, ValueError):
+        return 4096
+
+
+def raise_open_files_limit() -> int:
+    """Raise RLIMIT_NOFILE's soft limit to the hard limit; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        raise UsageError(message)
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _non_negative_seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range 0..65535")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m harness.server", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=0, help="port to listen on; 0 picks a free one (default)")
+    parser.add_argument("--delay", type=_non_negative_seconds, default=20.0, help="seconds before each answer (default 20)")
+    parser.add_argument(
+        "--track-interval", type=_positive_seconds, default=5.0, help="seconds between socket-count log lines (default 5)"
+    )
+    return parser
+
+
+async def serve(args: argparse.Namespace) -> int:
+    server = SlowServer(args.host, args.port, args.delay, args.track_interval)
+    try:
+        await server.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"--port {args.port}: already in use on {args.host}") from None
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            raise UsageError(f"--host {args.host}: not an address of this machine") from None
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    except socket.gaierror:
+        raise UsageError(f"--host {args.host!r}: not a valid address") from None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop)
+    print(json.dumps({"host": args.host, "port": server.port, "pid": os.getpid()}), flush=True)
+    server.log(f"listening on {args.host}:{server.port}, delay {args.delay} s")
+    tracker = asyncio.create_task(server.track())
+    await server.stopped.wait()
+    await tracker
+    server.log(
+        f"stopped: served={server.stats.requests_served} hung up early={server.stats.hung_up_early} "
+        f"accepted={server.stats.connections_accepted}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        raise_open_files_limit()
+        return asyncio.run(serve(args))
+    except UsageError as exc:
+        print(f"harness.server: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Start the slow server in a child process and stop it, from the parent's side.
+
+Modelled on urllib3's dummyserver: the child binds port 0 and reports its port;
+the parent waits for that line with a deadline while checking the child lives;
+teardown is terminate -> wait -> kill, and a survivor is an error.
+"""
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import selectors
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+START_DEADLINE_S = 10.0  # a cold interpreter importing asyncio, h11 and psutil takes ~0.3 s
+STOP_GRACE_S = 5.0
+STDERR_LINES_KEPT = 200
+
+
+class ServerError(RuntimeError):
+    """The server could not be started, died, or would not stop."""
+
+
+@dataclass
+class ServerProcess:
+    """A running ``python -m harness.server``; use as a context manager.
+
+    ``host`` and ``port`` are what the server reported once listening.
+    """
+
+    delay: float
+    host: str = "127.0.0.1"
+    track_interval: float = 5.0
+    extra_args: tuple[str, ...] = ()
+    port: int = 0
+    pid: int = 0
+    own_ports: set[int] = field(default_factory=set)
+    _proc: subprocess.Popen | None = field(default=None, repr=False)
+    _stderr: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STDERR_LINES_KEPT), repr=False)
+    _stderr_thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> "ServerProcess":
+        cmd = [
+            sys.executable, "-m", "harness.server",
+            "--host", self.host, "--port", "0",
+            "--delay", repr(self.delay), "--track-interval", repr(self.track_interval),
+            *self.extra_args,
+        ]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.pid = self._proc.pid
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"server-{self.pid}-stderr", daemon=True)
+        self._stderr_thread.start()
+        try:
+            info = self._wait_ready(START_DEADLINE_S)
+        except BaseException:
+            self.stop()
+            raise
+        self.port = int(info["port"])
+        return self
+
+    def _drain_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for raw in self._proc.stderr:
+            self._stderr.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def _wait_ready(self, deadline_s: float) -> dict:
+        assert self._proc is not None and self._proc.stdout is not None
+        deadline = time.monotonic() + deadline_s
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._proc.stdout, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ServerError(f"server pid {self.pid} did not report its port within {deadline_s} s{self._tail()}")
+                if sel.select(timeout=min(remaining, 0.1)):
+                    line = self._proc.stdout.readline()
+                    if line:
+                        try:
+                            return json.loads(line)
+                        except ValueError:
+                            raise ServerError(f"server printed {line!r} instead of its JSON ready line") from None
+                if self._proc.poll() is not None:
+                    self._join_stderr()
+                    raise ServerError(f"server exited with status {self._proc.returncode} before listening{self._tail()}")
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stats(self) -> dict:
+        """``GET /stats`` on a connection of its own (~1 ms).
+
+        The local port of that connection is added to ``own_ports`` so a sampler
+        can leave the harness's own sockets out of its counts.
+        """
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
+        try:
+            conn.connect()
+            assert conn.sock is not None
+            self.own_ports.add(conn.sock.getsockname()[1])
+            conn.request("GET", "/stats", headers={"Connection": "close"})
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
+    def stderr_text(self) -> str:
+        return "\n".join(self._stderr)
+
+    def _tail(self, lines: int = 20) -> str:
+        tail = list(self._stderr)[-lines:]
+        return ("; server stderr:\n" + "\n".join(tail)) if tail else ""
+
+    def _join_stderr(self) -> None:
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=STOP_GRACE_S)
+
+    def stop(self) -> int | None:
+        """terminate -> wait -> kill; raise ServerError if the process survives."""
+        proc = self._proc
+        if proc is None:
+            return None
+        try:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    try:
+                        proc.wait(timeout=STOP_GRACE_S)
+                    except subprocess.TimeoutExpired:
+                        raise ServerError(f"server pid {proc.pid} survived SIGKILL") from None
+        finally:
+            self._join_stderr()
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        return proc.returncode
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,171 @@
+"""Verdicts: pure functions of measured numbers, no I/O.
+
+The trend verdict is judged by rounds. Every round replays one schedule; once a
+round's requests are done, the *residual* ESTABLISHED count is what the client
+keeps. A pool keeps at most as many sockets as it once had in flight, however
+many requests follow; a leak keeps more the more requests are made. So the
+verdict looks at how the residual changes from round to round, and at how far
+it ends above the most requests ever in flight (``peak``).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Sequence
+
+GROWTH = "growth"
+PLATEAU = "plateau"
+UNDECIDED = "undecided"
+
+# Under scheduling jitter a replayed round can meet one or two more concurrent
+# requests than the earlier ones, and a pool may keep those sockets: a rise of
+# up to 2 across the rounds is what healthy pools showed (measured: <= 2).
+PLATEAU_MAX_RISE = 2
+# Leaks measured ended >= 5 sockets above the peak in flight; healthy pools <= 2.
+# 5 leaves a margin of 2 on both sides of that gap.
+GROWTH_MIN_EXCESS = 5
+
+
+@dataclass(frozen=True)
+class Trend:
+    """The trend verdict, with the figures it was judged on."""
+
+    verdict: str
+    residuals: tuple[int, ...]
+    peak_in_flight: int
+    requests_per_round: int
+    rise: int
+    excess_over_peak: int
+    sockets_per_request: float
+    reason: str
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["residuals"] = list(self.residuals)
+        return data
+
+
+def judge_trend(
+    residuals: Sequence[int], requests_per_round: int, peak_in_flight: int, final: bool = False
+) -> Trend:
+    """Judge growth or plateau from the residual ESTABLISHED count after each round.
+
+    ``final`` says no more rounds can be run: an undecided trend is then settled
+    by the rise alone. Needs at least two rounds.
+    """
+    if len(residuals) < 2:
+        raise ValueError("a trend needs at least two rounds")
+    first, last, previous = residuals[0], residuals[-1], residuals[-2]
+    rise = last - first
+    excess = last - peak_in_flight
+    later_requests = requests_per_round * (len(residuals) - 1)
+    per_request = rise / later_requests if later_requests else 0.0
+
+    def trend(verdict: str, reason: str) -> Trend:
+        return Trend(verdict, tuple(residuals), peak_in_flight, requests_per_round, rise, excess,
+                     round(per_request, 4), reason)
+
+    if rise > PLATEAU_MAX_RISE and excess >= GROWTH_MIN_EXCESS:
+        return trend(GROWTH, f"kept {rise} more sockets after {later_requests} more requests, "
+                             f"ending {excess} above the {peak_in_flight} ever in flight")
+    if rise <= PLATEAU_MAX_RISE and last <= previous:
+        return trend(PLATEAU, f"kept {last} sockets after the last round; {rise:+d} since the first round "
+                              f"(at most {PLATEAU_MAX_RISE} expected of a pool), no longer rising")
+    if not final:
+        return trend(UNDECIDED, f"rise {rise:+d} over {len(residuals)} rounds, {excess:+d} against the peak in flight: "
+                                "more rounds needed")
+    if rise > PLATEAU_MAX_RISE:
+        return trend(GROWTH, f"kept {rise} more sockets after {later_requests} more requests "
+                             f"({per_request:.3f} per request)")
+    return trend(PLATEAU, f"rise {rise:+d} over {len(residuals)} rounds is within a pool's {PLATEAU_MAX_RISE}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One promise checked against the measurements."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_never_falls(name: str, values: Sequence[int]) -> Check:
+    """The seed's 'TCP count keeps increasing': the count never goes down."""
+    for i in range(1, len(values)):
+        if values[i] < values[i - 1]:
+            return Check(name, False, f"fell from {values[i - 1]} to {values[i]} at point {i} of {len(values)}")
+    shown = ", ".join(map(str, values[:6])) + (" ..." if len(values) > 6 else "")
+    return Check(name, True, f"never fell over {len(values)} points ({shown} -> {values[-1] if values else 0})")
+
+
+def check_equals(name: str, measured: int, expected: int, tolerance: int, what: str) -> Check:
+    ok = abs(measured - expected) <= tolerance
+    return Check(name, ok, f"{what}: {measured}, expected {expected} (tolerance {tolerance})")
+
+
+def check_at_most(name: str, measured: int, limit: int, what: str) -> Check:
+    return Check(name, measured <= limit, f"{what}: {measured}, limit {limit}")
+
+
+def check_bounded(name: str, rows: Iterable[tuple[float, int, int]], allowance: int) -> Check:
+    """Every sample: established <= in-flight peak during the sample + allowance.
+
+    ``rows`` are (t, established, in_flight_peak).
+    """
+    worst: tuple[float, int, int] | None = None
+    count = 0
+    for t, established, in_flight in rows:
+        count += 1
+        if established - in_flight > allowance and (worst is None or established - in_flight > worst[1] - worst[2]):
+            worst = (t, established, in_flight)
+    if worst is None:
+        return Check(name, True, f"ESTABLISHED <= in flight + {allowance} in all {count} samples")
+    t, established, in_flight = worst
+    return Check(name, False, f"at t={t:.3f} s ESTABLISHED was {established} with {in_flight} in flight "
+                              f"(limit {in_flight + allowance})")
+
+
+@dataclass
+class Verdict:
+    """What an experiment concluded: the trend (if judged) and every check."""
+
+    passed: bool
+    summary: str
+    trend: Trend | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "summary": self.summary,
+            "trend": self.trend.as_dict() if self.trend else None,
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+def combine(expect: str | None, trend: Trend | None, checks: Sequence[Check]) -> Verdict:
+    """Pass when the trend matches ``expect`` (if given) and every check passed."""
+    failures = [c for c in checks if not c.passed]
+    parts = []
+    passed = not failures
+    if trend is not None:
+        if expect is not None and trend.verdict != expect:
+            passed = False
+            parts.append(f"expected {expect}, measured {trend.verdict}: {trend.reason}")
+        else:
+            parts.append(f"{trend.verdict}: {trend.reason}")
+    parts += [f"{c.name} failed: {c.detail}" for c in failures]
+    if not parts:
+        parts.append("all checks passed")
+    return Verdict(passed, "; ".join(parts), trend, list(checks))
+
+
+def format_sockets(sockets: Iterable[tuple[int, str]], limit: int = 40) -> str:
+    """goleak-style listing of sockets: one 'local port  STATE' line each."""
+    rows = sorted(sockets, key=lambda s: (s[1], s[0]))
+    lines = [f"  local port {port:<6} {state}" for port, state in rows[:limit]]
+    if len(rows) > limit:
+        lines.append(f"  ... and {len(rows) - limit} more")
+    return "\n".join(lines)
