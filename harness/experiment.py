@@ -48,6 +48,20 @@ class ExperimentResult:
     def passed(self) -> bool:
         return self.complete and self.verdict is not None and self.verdict.passed
 
+    def explain(self) -> str:
+        """A failure message in goleak's manner: what failed, by how much, which sockets."""
+        from .verdict import format_sockets
+
+        if not self.complete:
+            return f"{self.name}: incomplete: {self.error}"
+        lines = [f"{self.name}: {self.verdict.summary if self.verdict else 'no verdict'}"]
+        for check in self.verdict.checks if self.verdict else ():
+            lines.append(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
+        if self.sockets_left:
+            lines.append(f"sockets to the server at the end ({len(self.sockets_left)}):")
+            lines.append(format_sockets(self.sockets_left))
+        return "\n".join(lines)
+
     def as_dict(self) -> dict:
         return {
             "name": self.name,

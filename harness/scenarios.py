@@ -265,3 +265,35 @@ def measure(
 
 
 __all__ = ["SCENARIOS", "measure", "default_expectation", "GROWTH", "PLATEAU"]
+
+
+def idle_across_hosts(client: Callable[[str], object], settings: Settings, servers: list[ServerProcess],
+                      per_host: int = WARM_UP_REQUESTS) -> dict[str, int]:
+    """Send ``per_host`` concurrent requests to each server through ``client``,
+    wait for them, and return its ESTABLISHED sockets per server URL; closes
+    the client after.
+
+    Proves cross-host caps such as the fixed client's 5 idle connections in total.
+    """
+    import threading
+
+    from .driver import Driver, InFlight
+    from .sampler import SocketCounter
+
+    tracker, stop = InFlight(), threading.Event()
+    try:
+        drivers = [Driver(client, server.url, tracker, stop) for server in servers]
+        for driver in drivers:
+            for _ in range(per_host):
+                driver.fire()
+        if not tracker.wait_idle(_drain_deadline(settings)):
+            raise ExperimentError(f"{tracker.current} requests still in flight")
+        if tracker.failed:
+            raise ExperimentError(f"{tracker.failed} requests failed: {tracker.first_error}")
+        counters = [SocketCounter(s.host, s.port, s.own_ports) for s in servers]
+        return {server.url: counter.snapshot().established for server, counter in zip(servers, counters)}
+    finally:
+        stop.set()
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()

@@ -1,0 +1,156 @@
+"""``python -m harness``: the command line.
+
+* ``compare``: faulty and fixed side by side on the seed's scenario; prints the
+  measured comparison table and writes the results.
+* ``run TARGET``: one TCP-count experiment on a built-in variant or on
+  ``package.module:function``; prints the verdict; exit 0 when it matches
+  ``--expect`` (or none is given), 1 when it does not.
+
+Exit status 2 for bad usage (one line, no traceback); 3 when the harness could
+not measure (e.g. the server did not start); 130 when interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from . import scenarios
+from .clients import TargetError, resolve
+from .experiment import ExperimentError, ExperimentResult
+from .options import OPTIONS, OptionError, Settings, settings_from
+from .report import comparison, plain, write_summary
+from .results import write_json
+from .server_process import ServerError, ServerProcess
+from .verdict import GROWTH, PLATEAU
+
+COMPARE_PLAN = (
+    ("persistent_connections", "persistent connections"),
+    ("idle_handling", "idle handling"),
+    ("close_on_error", "close on error"),
+    ("tcp_count", "TCP count"),
+)
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise UsageError(message)
+
+
+def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("experiment options (also LEAK_* environment variables)")
+    for option in OPTIONS:
+        group.add_argument(option.flag, dest=option.name, metavar=option.name.upper(), default=None,
+                           help=f"{option.help} (default {option.default}; env {option.env})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m harness", description="Reproduce, measure and gate TCP connection leaks in HTTP clients.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    compare = sub.add_parser("compare", help="faulty and fixed side by side; prints the measured comparison table")
+    _add_experiment_options(compare)
+    run = sub.add_parser("run", help="judge one client: growth (a leak) or plateau")
+    run.add_argument("target", metavar="TARGET", help="faulty, fixed, or package.module:function (one request to the URL given)")
+    run.add_argument("--expect", choices=(GROWTH, PLATEAU), help="exit 1 unless the verdict is this")
+    run.add_argument("--json", metavar="FILE", help="also write the result JSON to FILE")
+    _add_experiment_options(run)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return settings_from({option.name: getattr(args, option.name) for option in OPTIONS})
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _measure(scenario: str, target: str, settings: Settings, expect: str | None, progress) -> ExperimentResult:
+    with ServerProcess(delay=settings.delay) as server:
+        return scenarios.measure(scenario, target, settings, server, expect=expect, progress=progress)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    plan = [(target, scenario, title) for target in ("faulty", "fixed") for scenario, title in COMPARE_PLAN]
+    _say(f"comparing faulty and fixed: {len(plan)} experiments, server delay {settings.delay} s, "
+         f"results in {settings.results_dir}/")
+    results: list[ExperimentResult] = []
+    started = time.monotonic()
+    try:
+        for i, (target, scenario, title) in enumerate(plan, 1):
+            _say(f"[{i}/{len(plan)}] {target}: {title}")
+            result = _measure(scenario, target, settings, scenarios.default_expectation(target),
+                              lambda line: _say(f"      {line}"))
+            results.append(result)
+            _say(f"      {'passed' if result.passed else 'FAILED'} in {result.duration_s:.2f} s"
+                 + ("" if result.passed else f": {result.verdict.summary if result.verdict else result.error}"))
+    finally:
+        if results:
+            md, _ = write_summary(results, settings.results_path)
+    _say("")
+    _say(plain(comparison(results)))
+    _say(f"{sum(r.passed for r in results)}/{len(results)} experiments passed in {time.monotonic() - started:.1f} s; "
+         f"table: {md}")
+    return 0 if all(r.passed for r in results) else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    resolve(args.target, settings.delay, settings.idle_timeout)  # fail fast on a bad target, before a server starts
+    json_path = Path(args.json) if args.json else None
+    if json_path is not None and json_path.is_dir():
+        raise UsageError(f"--json {args.json}: is a directory")
+    _say(f"running {args.target}: rounds of {settings.cycles} cycles, server delay {settings.delay} s")
+    result = _measure("tcp_count", args.target, settings, args.expect, lambda line: _say(f"  {line}"))
+    if json_path is not None:
+        write_json(json_path, result.as_dict())
+    verdict = result.verdict
+    assert verdict is not None and verdict.trend is not None
+    f = result.figures
+    _say(f"verdict: {verdict.trend.verdict}  ({verdict.trend.reason})")
+    _say(f"  requests {f['requests']} ({f['failed']} failed), peak in flight {f['peak_in_flight']}, "
+         f"kept after each round {' -> '.join(map(str, f['residuals']))}")
+    _say(f"  churn: {f['new_connections_per_request']:.2f} new connections and "
+         f"{f['time_wait_per_request']:.2f} TIME_WAIT per request (churn, not a leak)")
+    for check in verdict.checks:
+        _say(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
+    if not verdict.passed:
+        _say(f"FAILED: {verdict.summary}")
+        if result.sockets_left:
+            from .verdict import format_sockets
+            _say(f"sockets to the server after the last round ({len(result.sockets_left)}):")
+            _say(format_sockets(result.sockets_left))
+    _say(f"results: {settings.results_path / result.name}.json")
+    return 0 if verdict.passed else 1
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # clean up (servers, results) on SIGTERM too
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError("a command is needed: compare or run (see --help)")
+        return {"compare": cmd_compare, "run": cmd_run}[args.command](args)
+    except (UsageError, OptionError, TargetError) as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    except (ServerError, ExperimentError) as exc:
+        print(f"harness: could not measure: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("harness: interrupted; what was measured is in the results directory, marked incomplete", file=sys.stderr)
+        return 130

@@ -1,0 +1,115 @@
+"""The pytest side of the harness: options, markers, header and fixtures only.
+
+Options live in one group; each help text is also its ini key's help; a
+``LEAK_*`` environment variable is the fallback. The logic is in the library.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import pytest
+
+from .experiment import ExperimentResult
+from .options import OPTIONS, OptionError, Settings, settings_from
+from .report import write_summary
+from .server_process import ServerProcess
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+RESULTS_KEY = pytest.StashKey[list]()
+SERVERS_KEY = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("leak-harness", "TCP connection leak experiments")
+    for option in OPTIONS:
+        help_text = f"{option.help} (default {option.default}; env {option.env})"
+        group.addoption(option.flag, dest="leak_" + option.name, default=None, metavar=option.name.upper(), help=help_text)
+        parser.addini(option.ini, help=help_text, default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "experiment: a measured experiment on a client variant (starts its own slow server)")
+    values = {}
+    for option in OPTIONS:
+        value = config.getoption("leak_" + option.name)
+        if value is None:
+            value = config.getini(option.ini) or None
+        values[option.name] = value
+    try:
+        config.stash[SETTINGS_KEY] = settings_from(values)
+    except OptionError as exc:
+        raise pytest.UsageError(f"leak harness: {exc}") from None
+    config.stash[RESULTS_KEY] = []
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    s = config.stash[SETTINGS_KEY]
+    return (f"leak harness: delay={s.delay}s cycles={s.cycles} period={s.period}s extra-max={s.extra_max} "
+            f"seed={s.seed} rounds={s.rounds}..{s.max_rounds} sample-interval={s.sample_interval}s "
+            f"idle-timeout={s.idle_timeout}s results-dir={s.results_dir}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed:
+        for server in item.stash.get(SERVERS_KEY, []):
+            report.sections.append((f"slow server pid {server.pid} stderr", server.stderr_text() or "(empty)"))
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    results = session.config.stash.get(RESULTS_KEY, [])
+    if results:
+        write_summary(results, session.config.stash[SETTINGS_KEY].results_path)
+
+
+@pytest.fixture(scope="session")
+def leak_settings(pytestconfig: pytest.Config) -> Settings:
+    """The experiment options in force (command line > ini > LEAK_* env > default)."""
+    return pytestconfig.stash[SETTINGS_KEY]
+
+
+@pytest.fixture
+def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -> Iterator[Callable[..., ServerProcess]]:
+    """Factory: ``start_slow_server(delay=None, host="127.0.0.1")`` starts a fresh server.
+
+    Every server started is stopped at teardown (terminate -> wait -> kill);
+    its stderr is attached to the report of a failing test.
+    """
+    started: list[ServerProcess] = []
+    request.node.stash[SERVERS_KEY] = started
+
+    def start(delay: float | None = None, host: str = "127.0.0.1") -> ServerProcess:
+        server = ServerProcess(delay=leak_settings.delay if delay is None else delay, host=host)
+        started.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        errors = []
+        for server in started:
+            try:
+                server.stop()
+            except Exception as exc:  # keep stopping the others, then fail loudly
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+@pytest.fixture
+def slow_server(start_slow_server: Callable[..., ServerProcess]) -> ServerProcess:
+    """A fresh slow server for this test, with the configured delay."""
+    return start_slow_server()
+
+
+@pytest.fixture
+def record_experiment(pytestconfig: pytest.Config) -> Callable[[ExperimentResult], ExperimentResult]:
+    """Adds a result to the run's summary table (written at the end of the session)."""
+
+    def record(result: ExperimentResult) -> ExperimentResult:
+        pytestconfig.stash[RESULTS_KEY].append(result)
+        return result
+
+    return record
