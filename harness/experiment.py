@@ -43,6 +43,7 @@ class ExperimentResult:
     started_at: float = field(default_factory=time.time)
     duration_s: float = 0.0
     server_stderr: str = ""
+    server: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -79,6 +80,7 @@ class ExperimentResult:
             "schedule": self.schedule,
             "rounds": self.rounds,
             "sockets_left": [{"local_port": p, "state": s} for p, s in self.sockets_left],
+            "server": self.server,
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 3),
             "samples": [s.as_dict() for s in self.samples],

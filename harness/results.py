@@ -52,9 +52,9 @@ def samples_csv(samples: Iterable[Sample]) -> str:
 
 def write_result(result: "ExperimentResult", results_dir: Path) -> tuple[Path, Path]:
     """Write ``NAME.json`` and ``NAME.csv``; returns their paths."""
-    base = Path(results_dir) / result.name
-    json_path = atomic_write(base.with_suffix(".json"), json.dumps(result.as_dict(), indent=1) + "\n")
-    csv_path = atomic_write(base.with_suffix(".csv"), samples_csv(result.samples))
+    base = Path(results_dir)
+    json_path = atomic_write(base / f"{result.name}.json", json.dumps(result.as_dict(), indent=1) + "\n")
+    csv_path = atomic_write(base / f"{result.name}.csv", samples_csv(result.samples))
     return json_path, csv_path
 
 

@@ -242,7 +242,8 @@ def measure(
     """
     client = resolve(target, settings.delay, settings.idle_timeout)
     result = ExperimentResult(name=name or f"{scenario}-{target_label(target)}", scenario=scenario, target=target,
-                              settings=settings.as_dict())
+                              settings=settings.as_dict(),
+                              server={"host": server.host, "port": server.port, "pid": server.pid})
     started = time.monotonic()
     run = Run(client, server, settings.sample_interval)
     try:

@@ -1,0 +1,87 @@
+"""Clients that are not the harness's own variants, to check its judgement.
+
+Each is a plain function that performs one request to the URL it is given,
+as a user would bring one to ``python -m harness run module:function``.
+Module-level state plays the part of a user's long-lived client objects.
+"""
+from __future__ import annotations
+
+import http.client
+import itertools
+import threading
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+_kept: list = []  # what the leaky ones never let go of
+_lock = threading.Lock()
+
+
+def _keep(obj) -> None:
+    with _lock:
+        _kept.append(obj)
+
+
+def release_all() -> None:
+    with _lock:
+        objs = list(_kept)
+        _kept.clear()
+    for obj in objs:
+        for name in ("close", "clear"):
+            if hasattr(obj, name):
+                getattr(obj, name)()
+
+
+def urllib3_pool_per_request(url: str) -> int:
+    """Leak: a new urllib3 PoolManager per request, kept alive (the Go bug, in urllib3)."""
+    pool = urllib3.PoolManager()
+    _keep(pool)
+    return pool.request("GET", url).status
+
+
+_large = requests.Session()
+_large.mount("http://", HTTPAdapter(pool_maxsize=100))
+
+
+def requests_large_pool(url: str) -> int:
+    """Healthy: one session whose pool keeps up to 100 idle connections per host."""
+    return _large.get(url, timeout=10).status_code
+
+
+_shared = requests.Session()
+_counter = itertools.count()
+
+
+def requests_leak_one_in_four(url: str) -> int:
+    """Leak: every fourth request goes through a new session that is kept alive."""
+    if next(_counter) % 4 == 0:
+        session = requests.Session()
+        _keep(session)
+        return session.get(url, timeout=10).status_code
+    return _shared.get(url, timeout=10).status_code
+
+
+def http_client_closed(url: str) -> int:
+    """Healthy, with churn: a new http.client connection per request, always closed."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", parts.path or "/")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+_streaming = requests.Session()
+_streaming.mount("http://", HTTPAdapter(pool_maxsize=100))
+
+
+def requests_stream_unclosed(url: str) -> int:
+    """Leak: streamed responses that are never read nor closed hold their connections."""
+    response = _streaming.get(url, stream=True, timeout=10)
+    _keep(response)
+    return response.status_code

@@ -1,0 +1,78 @@
+"""The command line: bad input is one line and exit 2; interrupts keep results."""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["run", "nosuchvariant"], "unknown variant 'nosuchvariant'"),
+        (["run", "no_such_module_xyz:f"], "cannot import 'no_such_module_xyz'"),
+        (["run", "os:no_such_function"], "module 'os' has no 'no_such_function'"),
+        (["run", "os:sep"], "'sep' is not callable"),
+        (["run", "tests.sample_clients:requests_large_pool", "--cycles", "0"], "--cycles: '0' must be >= 1"),
+        (["run", "tests.sample_clients:requests_large_pool", "--delay", "-1"], "--delay: '-1' must be a finite number >= 0"),
+        (["run", "tests.sample_clients:requests_large_pool", "--period", "soon"], "--period: 'soon' is not a number"),
+        (["run", "tests.sample_clients:requests_large_pool", "--expect", "maybe"], "invalid choice: 'maybe'"),
+        (["compare", "--extra-max", "-2"], "--extra-max: '-2' must be >= 0"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "a command is needed"),
+    ],
+    ids=["variant", "module", "function", "not-callable", "cycles", "delay", "period", "expect", "extra-max",
+         "command", "no-command"],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, needle, capsys):
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and needle in err and err.startswith("harness: error: "), err
+
+
+def test_bad_input_from_a_shell_has_no_traceback():
+    done = subprocess.run([sys.executable, "-m", "harness", "run", "x.y:z", "--seed", "one"],
+                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "harness: error: --seed: 'one' is not a whole number"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_interrupted_run_keeps_what_it_measured(sig, tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "tests.sample_clients:urllib3_pool_per_request",
+         "--results-dir", str(tmp_path), "--cycles", "40"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    try:
+        lines = []
+        for line in proc.stdout:  # wait for a line, not a time: the first round is done
+            lines.append(line)
+            if "round 1:" in line:
+                break
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the server should be running mid-experiment"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=15) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+        proc.stderr.close()
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    data = json.loads((tmp_path / "tcp_count-tests.sample_clients_urllib3_pool_per_request.json").read_text())
+    assert data["complete"] is False and data["error"].startswith("KeyboardInterrupt")
+    assert data["samples"] and data["rounds"][0]["residual"] > 0
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]

@@ -1,0 +1,85 @@
+"""The verdicts on synthetic series: no server, no sockets."""
+import pytest
+
+from harness.verdict import (
+    GROWTH, PLATEAU, UNDECIDED, Check, check_bounded, check_equals, check_never_falls, combine, format_sockets,
+    judge_trend,
+)
+
+PER_ROUND = 26  # requests in one replay of the default schedule
+
+
+@pytest.mark.parametrize(
+    "residuals, peak, verdict",
+    [
+        ([26, 52, 78], 18, GROWTH),  # every request leaves a socket
+        ([8, 15, 21, 28], 18, GROWTH),  # one socket in four requests, pool of 2 beside it
+        ([2, 2, 2], 18, PLATEAU),  # a pool capped at 2 idle
+        ([18, 18, 18], 18, PLATEAU),  # a large pool keeps what it once had in flight
+        ([0, 0, 0], 18, PLATEAU),  # a connection per request, always closed
+        ([12, 12, 12], 4, PLATEAU),  # a fixed number kept from the start does not grow with requests
+        ([16, 18, 17], 18, PLATEAU),  # jitter within a pool's two
+    ],
+    ids=["every-request", "one-in-four", "small-pool", "large-pool", "no-pool", "constant-offset", "jitter"],
+)
+def test_trend(residuals, peak, verdict):
+    assert judge_trend(residuals, PER_ROUND, peak).verdict == verdict
+
+
+def test_one_in_four_needs_a_fourth_round():
+    # after three rounds it has not yet climbed 5 above the peak: the harness must ask for more
+    assert judge_trend([8, 15, 21], PER_ROUND, 18).verdict == UNDECIDED
+
+
+def test_pool_still_rising_is_undecided_until_it_stops():
+    assert judge_trend([13, 14, 15], PER_ROUND, 18).verdict == UNDECIDED
+    assert judge_trend([13, 14, 15, 15], PER_ROUND, 18).verdict == PLATEAU
+
+
+def test_final_round_settles_by_the_rise():
+    assert judge_trend([2, 3, 4, 5, 6, 7], PER_ROUND, 18, final=True).verdict == GROWTH
+    assert judge_trend([2, 3, 3, 4, 4, 4], PER_ROUND, 18, final=True).verdict == PLATEAU
+
+
+def test_trend_figures():
+    trend = judge_trend([26, 52, 78], PER_ROUND, 18)
+    assert (trend.rise, trend.excess_over_peak) == (52, 60)
+    assert trend.sockets_per_request == pytest.approx(1.0)
+    assert "52 more sockets" in trend.reason
+
+
+def test_trend_needs_two_rounds():
+    with pytest.raises(ValueError):
+        judge_trend([5], PER_ROUND, 5)
+
+
+def test_never_falls():
+    assert check_never_falls("c", [1, 1, 3, 7]).passed
+    failed = check_never_falls("c", [1, 3, 2])
+    assert not failed.passed and "fell from 3 to 2" in failed.detail
+
+
+def test_bounded_names_the_worst_sample():
+    rows = [(0.1, 5, 3), (0.2, 9, 3), (0.3, 4, 4)]
+    assert check_bounded("b", rows, allowance=6).passed
+    failed = check_bounded("b", rows, allowance=2)
+    assert not failed.passed and "t=0.200" in failed.detail and "limit 5" in failed.detail
+
+
+def test_equals_with_tolerance():
+    assert check_equals("e", 10, 11, 1, "x").passed
+    assert not check_equals("e", 10, 12, 1, "x").passed
+
+
+def test_combine_reports_expectation_and_failed_checks():
+    trend = judge_trend([2, 2, 2], PER_ROUND, 18)
+    verdict = combine(GROWTH, trend, [Check("cap", False, "too many")])
+    assert not verdict.passed
+    assert "expected growth, measured plateau" in verdict.summary and "cap failed: too many" in verdict.summary
+    assert combine(PLATEAU, trend, [Check("cap", True, "ok")]).passed
+    assert combine(None, trend, []).passed
+
+
+def test_socket_listing_is_goleak_like():
+    text = format_sockets([(40002, "ESTABLISHED"), (40001, "TIME_WAIT"), (40000, "ESTABLISHED")], limit=2)
+    assert text.splitlines() == ["  local port 40000  ESTABLISHED", "  local port 40002  ESTABLISHED", "  ... and 1 more"]
