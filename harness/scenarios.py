@@ -64,6 +64,7 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
     schedule = make_schedule(settings.cycles, settings.period, settings.extra_max, settings.seed)
     result.schedule = schedule.as_dict()
     residuals: list[int] = []
+    peaks: list[int] = []
     cycle_ends: list[int] = []
     trend = None
     snap = None
@@ -76,13 +77,14 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
         run.drain(_drain_deadline(settings))
         sample, snap = run.settle("round_end")
         residuals.append(sample.established)
+        peaks.append(run.tracker.peak)
         result.rounds.append({"round": rnd, "requests": schedule.requests, "residual": sample.established,
                               "time_wait": sample.time_wait, "close_wait": sample.close_wait,
                               "peak_in_flight": run.tracker.peak})
         progress(f"round {rnd}: {schedule.requests} requests, {sample.established} sockets kept "
                  f"(peak {run.tracker.peak} in flight)")
         if rnd >= settings.rounds:
-            trend = judge_trend(residuals, schedule.requests, run.tracker.peak, final=rnd == settings.max_rounds)
+            trend = judge_trend(residuals, peaks, schedule.requests, final=rnd == settings.max_rounds)
             if trend.verdict != UNDECIDED:
                 break
     assert trend is not None and snap is not None

@@ -16,9 +16,10 @@ GROWTH = "growth"
 PLATEAU = "plateau"
 UNDECIDED = "undecided"
 
-# Under scheduling jitter a replayed round can meet one or two more concurrent
-# requests than the earlier ones, and a pool may keep those sockets: a rise of
-# up to 2 across the rounds is what healthy pools showed (measured: <= 2).
+# A rise of the residual that the peak in flight does not explain: under
+# scheduling jitter a round can meet one or two more concurrent connections than
+# the peak counter saw (a request counts as done a moment after its socket went
+# back to the pool), and a pool keeps them. Healthy pools measured: <= 2.
 PLATEAU_MAX_RISE = 2
 # Leaks measured ended >= 5 sockets above the peak in flight; healthy pools <= 2.
 # 5 leaves a margin of 2 on both sides of that gap.
@@ -31,52 +32,69 @@ class Trend:
 
     verdict: str
     residuals: tuple[int, ...]
-    peak_in_flight: int
+    peaks: tuple[int, ...]
     requests_per_round: int
     rise: int
+    unexplained_rise: int
     excess_over_peak: int
     sockets_per_request: float
     reason: str
 
+    @property
+    def peak_in_flight(self) -> int:
+        return self.peaks[-1]
+
     def as_dict(self) -> dict:
         data = asdict(self)
         data["residuals"] = list(self.residuals)
+        data["peaks"] = list(self.peaks)
         return data
 
 
 def judge_trend(
-    residuals: Sequence[int], requests_per_round: int, peak_in_flight: int, final: bool = False
+    residuals: Sequence[int], peaks: Sequence[int], requests_per_round: int, final: bool = False
 ) -> Trend:
     """Judge growth or plateau from the residual ESTABLISHED count after each round.
 
-    ``final`` says no more rounds can be run: an undecided trend is then settled
-    by the rise alone. Needs at least two rounds.
+    ``peaks[k]`` is the most requests in flight at any moment up to the end of
+    round k. A pool may keep more sockets only when more were in flight at once,
+    so only the rise the peaks do not explain counts toward growth.
+
+    * growth: the unexplained rise is above ``PLATEAU_MAX_RISE`` and the residual
+      ends at least ``GROWTH_MIN_EXCESS`` above the peak in flight;
+    * plateau: the unexplained rise is within ``PLATEAU_MAX_RISE`` and the last
+      round added nothing;
+    * otherwise undecided: more rounds are needed. With ``final`` (no more rounds
+      can be run) the unexplained rise alone decides.
     """
-    if len(residuals) < 2:
-        raise ValueError("a trend needs at least two rounds")
+    if len(residuals) < 2 or len(peaks) != len(residuals):
+        raise ValueError("a trend needs at least two rounds, with a peak for each")
     first, last, previous = residuals[0], residuals[-1], residuals[-2]
     rise = last - first
-    excess = last - peak_in_flight
+    unexplained = rise - (peaks[-1] - peaks[0])
+    excess = last - peaks[-1]
     later_requests = requests_per_round * (len(residuals) - 1)
-    per_request = rise / later_requests if later_requests else 0.0
+    per_request = unexplained / later_requests if later_requests else 0.0
 
     def trend(verdict: str, reason: str) -> Trend:
-        return Trend(verdict, tuple(residuals), peak_in_flight, requests_per_round, rise, excess,
+        return Trend(verdict, tuple(residuals), tuple(peaks), requests_per_round, rise, unexplained, excess,
                      round(per_request, 4), reason)
 
-    if rise > PLATEAU_MAX_RISE and excess >= GROWTH_MIN_EXCESS:
+    if unexplained > PLATEAU_MAX_RISE and excess >= GROWTH_MIN_EXCESS:
         return trend(GROWTH, f"kept {rise} more sockets after {later_requests} more requests, "
-                             f"ending {excess} above the {peak_in_flight} ever in flight")
-    if rise <= PLATEAU_MAX_RISE and last <= previous:
-        return trend(PLATEAU, f"kept {last} sockets after the last round; {rise:+d} since the first round "
-                              f"(at most {PLATEAU_MAX_RISE} expected of a pool), no longer rising")
+                             f"ending {excess} above the {peaks[-1]} ever in flight")
+    if unexplained <= PLATEAU_MAX_RISE and last <= previous:
+        return trend(PLATEAU, f"kept {last} sockets after the last round, {rise:+d} since the first "
+                              f"({unexplained:+d} beyond the peak in flight; a pool may show {PLATEAU_MAX_RISE}), "
+                              "no longer rising")
     if not final:
-        return trend(UNDECIDED, f"rise {rise:+d} over {len(residuals)} rounds, {excess:+d} against the peak in flight: "
-                                "more rounds needed")
-    if rise > PLATEAU_MAX_RISE:
-        return trend(GROWTH, f"kept {rise} more sockets after {later_requests} more requests "
-                             f"({per_request:.3f} per request)")
-    return trend(PLATEAU, f"rise {rise:+d} over {len(residuals)} rounds is within a pool's {PLATEAU_MAX_RISE}")
+        return trend(UNDECIDED, f"{rise:+d} over {len(residuals)} rounds ({unexplained:+d} beyond the peak in "
+                                f"flight), {excess:+d} against the peak: more rounds needed")
+    if unexplained > PLATEAU_MAX_RISE:
+        return trend(GROWTH, f"kept {rise} more sockets after {later_requests} more requests, {unexplained} "
+                             f"beyond the peak in flight ({per_request:.3f} per request)")
+    return trend(PLATEAU, f"{rise:+d} over {len(residuals)} rounds, {unexplained:+d} beyond the peak in flight: "
+                          f"within a pool's {PLATEAU_MAX_RISE}")
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def test_bad_input_from_a_shell_has_no_traceback():
 def test_interrupted_run_keeps_what_it_measured(sig, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "tests.sample_clients:urllib3_pool_per_request",
-         "--results-dir", str(tmp_path), "--cycles", "40"],
+         "--results-dir", str(tmp_path), "--delay", "0.05"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
     try:

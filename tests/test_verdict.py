@@ -10,47 +10,56 @@ PER_ROUND = 26  # requests in one replay of the default schedule
 
 
 @pytest.mark.parametrize(
-    "residuals, peak, verdict",
+    "residuals, peaks, verdict",
     [
-        ([26, 52, 78], 18, GROWTH),  # every request leaves a socket
-        ([8, 15, 21, 28], 18, GROWTH),  # one socket in four requests, pool of 2 beside it
-        ([2, 2, 2], 18, PLATEAU),  # a pool capped at 2 idle
-        ([18, 18, 18], 18, PLATEAU),  # a large pool keeps what it once had in flight
-        ([0, 0, 0], 18, PLATEAU),  # a connection per request, always closed
-        ([12, 12, 12], 4, PLATEAU),  # a fixed number kept from the start does not grow with requests
-        ([16, 18, 17], 18, PLATEAU),  # jitter within a pool's two
+        ([26, 52, 78], [18, 18, 18], GROWTH),  # every request leaves a socket
+        ([8, 15, 21, 28], [18, 18, 18, 18], GROWTH),  # one socket in four requests, pool of 2 beside it
+        ([2, 2, 2], [18, 18, 18], PLATEAU),  # a pool capped at 2 idle
+        ([18, 18, 18], [18, 18, 18], PLATEAU),  # a large pool keeps what it once had in flight
+        ([0, 0, 0], [18, 18, 18], PLATEAU),  # a connection per request, always closed
+        ([12, 12, 12], [4, 4, 4], PLATEAU),  # a fixed number kept from the start does not grow with requests
+        ([16, 18, 17], [18, 18, 18], PLATEAU),  # jitter within a pool's two
+        # measured under CPU load: a large pool follows a peak that rose in round 3
+        ([15, 15, 18, 18], [16, 16, 18, 18], PLATEAU),
+        ([12, 14, 14], [12, 14, 14], PLATEAU),
     ],
-    ids=["every-request", "one-in-four", "small-pool", "large-pool", "no-pool", "constant-offset", "jitter"],
+    ids=["every-request", "one-in-four", "small-pool", "large-pool", "no-pool", "constant-offset", "jitter",
+         "pool-follows-peak", "pool-follows-peak-early"],
 )
-def test_trend(residuals, peak, verdict):
-    assert judge_trend(residuals, PER_ROUND, peak).verdict == verdict
+def test_trend(residuals, peaks, verdict):
+    assert judge_trend(residuals, peaks, PER_ROUND).verdict == verdict
 
 
 def test_one_in_four_needs_a_fourth_round():
     # after three rounds it has not yet climbed 5 above the peak: the harness must ask for more
-    assert judge_trend([8, 15, 21], PER_ROUND, 18).verdict == UNDECIDED
+    assert judge_trend([8, 15, 21], [18, 18, 18], PER_ROUND).verdict == UNDECIDED
 
 
 def test_pool_still_rising_is_undecided_until_it_stops():
-    assert judge_trend([13, 14, 15], PER_ROUND, 18).verdict == UNDECIDED
-    assert judge_trend([13, 14, 15, 15], PER_ROUND, 18).verdict == PLATEAU
+    assert judge_trend([13, 14, 15], [18, 18, 18], PER_ROUND).verdict == UNDECIDED
+    assert judge_trend([13, 14, 15, 15], [18, 18, 18, 18], PER_ROUND).verdict == PLATEAU
 
 
-def test_final_round_settles_by_the_rise():
-    assert judge_trend([2, 3, 4, 5, 6, 7], PER_ROUND, 18, final=True).verdict == GROWTH
-    assert judge_trend([2, 3, 3, 4, 4, 4], PER_ROUND, 18, final=True).verdict == PLATEAU
+def test_final_round_settles_by_the_unexplained_rise():
+    steady = [18] * 6
+    assert judge_trend([2, 3, 4, 5, 6, 7], steady, PER_ROUND, final=True).verdict == GROWTH
+    assert judge_trend([2, 3, 3, 4, 4, 4], steady, PER_ROUND, final=True).verdict == PLATEAU
+    # the same rise, explained by a peak that rose with it, is a pool
+    assert judge_trend([12, 13, 14, 15, 16, 17], [12, 13, 14, 15, 16, 17], PER_ROUND, final=True).verdict == PLATEAU
 
 
 def test_trend_figures():
-    trend = judge_trend([26, 52, 78], PER_ROUND, 18)
-    assert (trend.rise, trend.excess_over_peak) == (52, 60)
+    trend = judge_trend([26, 52, 78], [18, 18, 18], PER_ROUND)
+    assert (trend.rise, trend.unexplained_rise, trend.excess_over_peak) == (52, 52, 60)
     assert trend.sockets_per_request == pytest.approx(1.0)
     assert "52 more sockets" in trend.reason
 
 
-def test_trend_needs_two_rounds():
+def test_trend_needs_two_rounds_with_peaks():
     with pytest.raises(ValueError):
-        judge_trend([5], PER_ROUND, 5)
+        judge_trend([5], [5], PER_ROUND)
+    with pytest.raises(ValueError):
+        judge_trend([5, 5], [5], PER_ROUND)
 
 
 def test_never_falls():
@@ -72,7 +81,7 @@ def test_equals_with_tolerance():
 
 
 def test_combine_reports_expectation_and_failed_checks():
-    trend = judge_trend([2, 2, 2], PER_ROUND, 18)
+    trend = judge_trend([2, 2, 2], [18, 18, 18], PER_ROUND)
     verdict = combine(GROWTH, trend, [Check("cap", False, "too many")])
     assert not verdict.passed
     assert "expected growth, measured plateau" in verdict.summary and "cap failed: too many" in verdict.summary
