@@ -150,6 +150,14 @@ class Run:
             sample = self.recorder.sample(label)
         return sample
 
+    def wait_server(self, accept: Callable[[dict], bool], deadline_s: float, interval: float) -> dict:
+        """Poll the server's counters (as ``server_delta``) until ``accept`` or the deadline."""
+        end = time.monotonic() + deadline_s
+        delta = self.server_delta()
+        while not accept(delta) and time.monotonic() < end and not self.stop_event.wait(interval):
+            delta = self.server_delta()
+        return delta
+
     def server_delta(self) -> dict:
         """Counters gained on the server since entering, the harness's /stats calls left out."""
         after = self.server.stats()

@@ -22,7 +22,8 @@ def _cell(result: ExperimentResult) -> str:
     mark = "" if result.passed else " [FAILED]"
     if result.scenario == "persistent_connections":
         word = "yes" if f.get("persistent") else "no"
-        return f"{word}: {f['new_connections']} connections for {f['requests']} requests{mark}"
+        n = f["new_connections"]
+        return f"{word}: {n} connection{'' if n == 1 else 's'} for {f['requests']} requests{mark}"
     if result.scenario == "idle_handling":
         if f.get("closed_after_s") is not None:
             return f"closed: {f['idle_before']} idle sockets closed {f['closed_after_s']:.2f} s after going idle{mark}"

@@ -194,6 +194,8 @@ def close_on_error(run: Run, settings: Settings, result: ExperimentResult, progr
     if run.tracker.failed != 1:
         raise ExperimentError(f"the {failure} request was meant to fail and did not ({run.tracker.failed} failures)")
     after, snap = run.settle("after_error")
+    if failure == "timeout":  # the server learns of the hang-up a moment after the client gives up
+        run.wait_server(lambda d: d["hung_up_early"] >= 1, deadline_s=2.0, interval=settings.sample_interval)
     progress(f"{before} sockets idle before the {failure}, {after.established} after")
     result.figures.update(failure=failure, idle_before=before, after_error=after.established)
     checks = []

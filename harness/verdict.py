@@ -85,8 +85,7 @@ def judge_trend(
                              f"ending {excess} above the {peaks[-1]} ever in flight")
     if unexplained <= PLATEAU_MAX_RISE and last <= previous:
         return trend(PLATEAU, f"kept {last} sockets after the last round, {rise:+d} since the first "
-                              f"({unexplained:+d} beyond the peak in flight; a pool may show {PLATEAU_MAX_RISE}), "
-                              "no longer rising")
+                              f"(peak in flight {peaks[0]} -> {peaks[-1]}), no longer rising")
     if not final:
         return trend(UNDECIDED, f"{rise:+d} over {len(residuals)} rounds ({unexplained:+d} beyond the peak in "
                                 f"flight), {excess:+d} against the peak: more rounds needed")
@@ -176,7 +175,7 @@ def combine(expect: str | None, trend: Trend | None, checks: Sequence[Check]) ->
             parts.append(f"{trend.verdict}: {trend.reason}")
     parts += [f"{c.name} failed: {c.detail}" for c in failures]
     if not parts:
-        parts.append("all checks passed")
+        parts += [c.detail for c in checks] or ["nothing to judge"]
     return Verdict(passed, "; ".join(parts), trend, list(checks))
 
 
