@@ -146,6 +146,8 @@ class SeriesRecorder:
         self.last: Snapshot | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pending_label = ""
         self._thread: threading.Thread | None = None
         self._t0 = time.monotonic()
 
@@ -156,8 +158,20 @@ class SeriesRecorder:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.interval)
+            self._wake.clear()
+            label, self._pending_label = self._pending_label, ""
+            self.sample(label)
+            self._wake.wait(self.interval)
+
+    def request(self, label: str) -> None:
+        """Ask the sampling thread for a sample now, labelled; returns at once.
+
+        Used at cycle ends so that a slow scan (hundreds of ms with thousands of
+        sockets on the machine) never delays the schedule. Requests made while a
+        scan runs are merged into the next sample.
+        """
+        self._pending_label = label
+        self._wake.set()
 
     def sample(self, label: str = "") -> Sample:
         """Take one sample now (thread-safe); returns it."""
@@ -178,5 +192,6 @@ class SeriesRecorder:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)

@@ -65,12 +65,11 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
     result.schedule = schedule.as_dict()
     residuals: list[int] = []
     peaks: list[int] = []
-    cycle_ends: list[int] = []
     trend = None
     snap = None
 
     def cycle_end() -> None:
-        cycle_ends.append(run.recorder.sample("cycle_end").established)
+        run.recorder.request("cycle_end")
 
     for rnd in range(1, settings.max_rounds + 1):
         run.driver.replay(schedule, rnd, cycle_end)
@@ -89,6 +88,7 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
                 break
     assert trend is not None and snap is not None
     checks: list[Check] = []
+    cycle_ends = [s.established for s in run.recorder.samples if s.label in ("cycle_end", "round_end")]
     if isinstance(run.client, FaultyClient):
         # tolerance 0: the faulty client never closes a socket, so nothing can fall
         checks.append(check_never_falls("count never falls", cycle_ends))

@@ -138,6 +138,11 @@ class ServerProcess:
                         proc.wait(timeout=STOP_GRACE_S)
                     except subprocess.TimeoutExpired:
                         raise ServerError(f"server pid {proc.pid} survived SIGKILL") from None
+        except BaseException:
+            if proc.poll() is None:  # interrupted while stopping it: never leave it behind
+                proc.kill()
+                proc.wait(timeout=STOP_GRACE_S)
+            raise
         finally:
             self._join_stderr()
             for stream in (proc.stdout, proc.stderr):

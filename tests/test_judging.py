@@ -80,5 +80,6 @@ def test_result_json_carries_the_series(judged):
     assert data["complete"] is True
     assert data["requests"] == sum(r["requests"] for r in data["rounds"]) == data["figures"]["requests"]
     assert {"t", "established", "time_wait", "in_flight"} <= set(data["samples"][0])
-    # a large pool keeps about what it had in flight: more than a small cap would
-    assert data["figures"]["residuals"][-1] > 5
+    # a large pool keeps what it had in flight at once, more than the 2 a capped pool keeps,
+    # and is still a plateau
+    assert data["figures"]["residuals"][-1] > 2
