@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from harness.server import main as server_main
 from harness.server_process import ServerProcess
 
 from .waiting import wait_for
@@ -182,10 +183,6 @@ def test_signal_closes_everything_and_exits_0(sig):
         server.stop()
 
 
-def run_server(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.server", *args], capture_output=True, text=True, timeout=30)
-
-
 @pytest.mark.parametrize(
     "args, needle",
     [
@@ -194,21 +191,28 @@ def run_server(*args: str) -> subprocess.CompletedProcess:
         (["--port", "70000"], "--port: '70000' is out of range 0..65535"),
         (["--track-interval", "0"], "--track-interval: '0' must be > 0"),
         (["--host", "203.0.113.9"], "--host 203.0.113.9: not an address of this machine"),
+        (["--colour"], "unrecognized arguments: --colour"),
     ],
-    ids=["negative-delay", "word-delay", "port-range", "zero-interval", "foreign-host"],
+    ids=["negative-delay", "word-delay", "port-range", "zero-interval", "foreign-host", "unknown-flag"],
 )
-def test_bad_flags_exit_2_with_one_line(args, needle):
-    done = run_server(*args)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
+def test_bad_flags_exit_2_with_one_line(args, needle, capsys):
+    assert server_main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and needle in err, err
 
 
-def test_port_in_use_exits_2():
+def test_port_in_use_exits_2(capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = run_server("--port", str(port))
-    assert done.returncode == 2
-    assert done.stderr.strip() == f"harness.server: error: --port {port}: already in use on 127.0.0.1"
+        assert server_main(["--port", str(port)]) == 2
+    assert capsys.readouterr().err == f"harness.server: error: --port {port}: already in use on 127.0.0.1\n"
+
+
+def test_bad_flag_from_a_shell_has_no_traceback():
+    done = subprocess.run([sys.executable, "-m", "harness.server", "--delay", "-5"], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "harness.server: error: argument --delay: '-5' must be a finite number >= 0\n"
