@@ -21,8 +21,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.server import raise_open_files_limit  # noqa: E402
-from harness.server_process import ServerProcess  # noqa: E402
+from harness.server import raise_open_files_limit
+from harness.server_process import ServerProcess
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 RESPONSE_END = b"ok\n"

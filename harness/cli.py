@@ -12,17 +12,23 @@ not measure (e.g. the server did not start); 130 when interrupted.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import scenarios
 from .clients import TargetError, resolve
 from .experiment import ExperimentError, ExperimentResult
-from .options import OPTIONS, OptionError, Settings, settings_from
+from .options import (
+    OPTIONS,
+    OneLineParser,
+    OptionError,
+    Settings,
+    UsageError,
+    settings_from,
+)
 from .report import comparison, plain, write_summary
 from .results import write_json
 from .server_process import ServerError, ServerProcess
@@ -36,15 +42,6 @@ COMPARE_PLAN = (
 )
 
 
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise UsageError(message)
-
-
 def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("experiment options (also LEAK_* environment variables)")
     for option in OPTIONS:
@@ -53,8 +50,8 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness", description="Reproduce, measure and gate TCP connection leaks in HTTP clients.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = OneLineParser(prog="python -m harness", description="Reproduce, measure and gate TCP connection leaks in HTTP clients.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     compare = sub.add_parser("compare", help="faulty and fixed side by side; prints the measured comparison table")
     _add_experiment_options(compare)
     run = sub.add_parser("run", help="judge one client: growth (a leak) or plateau")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .driver import Driver, InFlight
 from .sampler import Sample, SeriesRecorder, Snapshot, SocketCounter
@@ -105,7 +105,7 @@ class Run:
         self.stats_before: dict = {}
         self.t0 = 0.0
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         self.counter.ignore_existing_time_wait()
         self.stats_before = self.server.stats()
         self.t0 = time.monotonic()

@@ -6,15 +6,41 @@ ini (pytest only), then environment, then the default.
 """
 from __future__ import annotations
 
+import argparse
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 
 class OptionError(ValueError):
     """A bad option value; the message names the option and the value."""
+
+
+class UsageError(Exception):
+    """Bad command-line usage: reported in one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Wrap one of the parsers below for argparse's ``type=``."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
 def non_negative_float(text: str) -> float:
@@ -59,6 +85,13 @@ def any_int(text: str) -> int:
         return int(str(text).strip())
     except (TypeError, ValueError):
         raise OptionError(f"{text!r} is not a whole number") from None
+
+
+def port(text: str) -> int:
+    value = any_int(text)
+    if not 0 <= value <= 65535:
+        raise OptionError(f"{text!r} is out of range 0..65535")
+    return value
 
 
 def directory(text: str) -> str:

@@ -5,7 +5,7 @@ Options live in one group; each help text is also its ini key's help; a
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 

@@ -1,8 +1,8 @@
 """The seed's comparison table, regenerated from measured numbers."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .experiment import ExperimentResult
 from .results import atomic_write, write_json

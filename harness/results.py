@@ -11,9 +11,10 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from .sampler import Sample
 
@@ -50,7 +51,7 @@ def samples_csv(samples: Iterable[Sample]) -> str:
     return out.getvalue()
 
 
-def write_result(result: "ExperimentResult", results_dir: Path) -> tuple[Path, Path]:
+def write_result(result: ExperimentResult, results_dir: Path) -> tuple[Path, Path]:
     """Write ``NAME.json`` and ``NAME.csv``; returns their paths."""
     base = Path(results_dir)
     json_path = atomic_write(base / f"{result.name}.json", json.dumps(result.as_dict(), indent=1) + "\n")

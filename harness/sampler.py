@@ -14,8 +14,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
-from typing import Callable, Collection
 
 import psutil
 

@@ -11,7 +11,7 @@ measured, marked incomplete if it was interrupted.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .clients import FaultyClient, FixedClient, resolve
 from .experiment import ExperimentError, ExperimentResult, Progress, Run
@@ -20,8 +20,16 @@ from .results import write_result
 from .schedule import make_schedule
 from .server_process import ServerProcess
 from .verdict import (
-    GROWTH, PLATEAU, UNDECIDED, Check, check_at_most, check_bounded, check_equals, check_never_falls,
-    combine, judge_trend,
+    GROWTH,
+    PLATEAU,
+    UNDECIDED,
+    Check,
+    check_at_most,
+    check_bounded,
+    check_equals,
+    check_never_falls,
+    combine,
+    judge_trend,
 )
 
 PERSISTENT_REQUESTS = 5  # one at a time: a pooling client needs exactly one connection for all
@@ -269,7 +277,7 @@ def measure(
     return result
 
 
-__all__ = ["SCENARIOS", "measure", "default_expectation", "GROWTH", "PLATEAU"]
+__all__ = ["GROWTH", "PLATEAU", "SCENARIOS", "default_expectation", "measure"]
 
 
 def idle_across_hosts(client: Callable[[str], object], settings: Settings, servers: list[ServerProcess],

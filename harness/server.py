@@ -37,6 +37,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
+from .options import (
+    OneLineParser,
+    UsageError,
+    argparse_type,
+    non_negative_float,
+    port,
+    positive_float,
+)
+
 BODY = b"ok\n"
 MAX_BUFFERED_BYTES = 1 << 20  # stop reading from a client that sends this much unanswered
 
@@ -80,7 +89,7 @@ def _wants_keep_alive(request: h11.Request) -> bool:
 class SlowHTTPConnection(asyncio.Protocol):
     """One client connection: parse a request, answer after the delay, repeat."""
 
-    def __init__(self, server: "SlowServer") -> None:
+    def __init__(self, server: SlowServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -310,50 +319,15 @@ def raise_open_files_limit() -> int:
     return soft
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
-        raise UsageError(message)
-
-
-def _non_negative_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = _non_negative_seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range 0..65535")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness.server", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m harness.server", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=0, help="port to listen on; 0 picks a free one (default)")
-    parser.add_argument("--delay", type=_non_negative_seconds, default=20.0, help="seconds before each answer (default 20)")
-    parser.add_argument(
-        "--track-interval", type=_positive_seconds, default=5.0, help="seconds between socket-count log lines (default 5)"
-    )
+    parser.add_argument("--port", type=argparse_type(port), default=0,
+                        help="port to listen on; 0 picks a free one (default)")
+    parser.add_argument("--delay", type=argparse_type(non_negative_float), default=20.0,
+                        help="seconds before each answer (default 20)")
+    parser.add_argument("--track-interval", type=argparse_type(positive_float), default=5.0,
+                        help="seconds between socket-count log lines (default 5)")
     return parser
 
 

@@ -48,7 +48,7 @@ class ServerProcess:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         cmd = [
             sys.executable, "-m", "harness.server",
             "--host", self.host, "--port", "0",
@@ -150,7 +150,7 @@ class ServerProcess:
                     stream.close()
         return proc.returncode
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -9,8 +9,8 @@ it ends above the most requests ever in flight (``peak``).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
 
 GROWTH = "growth"
 PLATEAU = "plateau"

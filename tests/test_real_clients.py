@@ -39,6 +39,6 @@ def test_apache_bench_keep_alive_no_failures(start_slow_server):
     server = start_slow_server(delay=0.05)
     done = subprocess.run([ab, "-k", "-n", "200", "-c", "20", server.url], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    figures = dict(re.findall(r"^(Complete requests|Failed requests|Keep-Alive requests):\s+(\d+)", done.stdout, re.M))
+    figures = dict(re.findall(r"^(Complete requests|Failed requests|Keep-Alive requests):\s+(\d+)", done.stdout, re.MULTILINE))
     assert figures == {"Complete requests": "200", "Failed requests": "0", "Keep-Alive requests": "200"}, done.stdout
     assert client_connections(server) == 20  # one per concurrent ab client, each reused

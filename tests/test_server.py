@@ -187,7 +187,7 @@ def test_signal_closes_everything_and_exits_0(sig):
     "args, needle",
     [
         (["--delay", "-1"], "--delay: '-1' must be a finite number >= 0"),
-        (["--delay", "soon"], "--delay: 'soon' is not a number of seconds"),
+        (["--delay", "soon"], "--delay: 'soon' is not a number"),
         (["--port", "70000"], "--port: '70000' is out of range 0..65535"),
         (["--track-interval", "0"], "--track-interval: '0' must be > 0"),
         (["--host", "203.0.113.9"], "--host 203.0.113.9: not an address of this machine"),

@@ -2,7 +2,15 @@
 import pytest
 
 from harness.verdict import (
-    GROWTH, PLATEAU, UNDECIDED, Check, check_bounded, check_equals, check_never_falls, combine, format_sockets,
+    GROWTH,
+    PLATEAU,
+    UNDECIDED,
+    Check,
+    check_bounded,
+    check_equals,
+    check_never_falls,
+    combine,
+    format_sockets,
     judge_trend,
 )
 

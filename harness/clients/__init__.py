@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from .faulty import FaultyClient
 from .fixed import FixedClient, FixedSettings

@@ -34,7 +34,7 @@ class IdlePolicy:
         self.max_idle_total = max_idle_total
         self.idle_timeout = idle_timeout
         self.lock = threading.Lock()
-        self._pools: "weakref.WeakSet[HTTPConnectionPool]" = weakref.WeakSet()
+        self._pools: weakref.WeakSet[HTTPConnectionPool] = weakref.WeakSet()
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="idle-reaper", daemon=True)
