@@ -130,11 +130,11 @@ class Run:
             )
 
     def settle(self, label: str) -> tuple[Sample, Snapshot]:
-        """Sample until two samples in a row agree on ESTABLISHED (bounded)."""
+        """Sample until two samples in a row agree on the held sockets (bounded)."""
         sample = self.recorder.sample(label)
         for _ in range(SETTLE_SAMPLES_MAX):
             again = self.recorder.sample(label)
-            if again.established == sample.established:
+            if (again.established, again.close_wait) == (sample.established, sample.close_wait):
                 return again, self.recorder.last  # type: ignore[return-value]
             sample = again
         return sample, self.recorder.last  # type: ignore[return-value]

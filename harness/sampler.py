@@ -119,6 +119,15 @@ class Sample:
     server_established: int
     label: str = ""
 
+    @property
+    def held(self) -> int:
+        """Client sockets not yet closed by the client: ESTABLISHED + CLOSE_WAIT.
+
+        A CLOSE_WAIT socket was closed by the server but its file descriptor is
+        still open in the client: it is held as surely as an ESTABLISHED one.
+        """
+        return self.established + self.close_wait
+
     def as_dict(self) -> dict:
         return asdict(self)
 

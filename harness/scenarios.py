@@ -83,13 +83,13 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
         run.driver.replay(schedule, rnd, cycle_end)
         run.drain(_drain_deadline(settings))
         sample, snap = run.settle("round_end")
-        residuals.append(sample.established)
+        residuals.append(sample.held)
         peaks.append(run.tracker.peak)
-        result.rounds.append({"round": rnd, "requests": schedule.requests, "residual": sample.established,
-                              "time_wait": sample.time_wait, "close_wait": sample.close_wait,
-                              "peak_in_flight": run.tracker.peak})
-        progress(f"round {rnd}: {schedule.requests} requests, {sample.established} sockets kept "
-                 f"(peak {run.tracker.peak} in flight)")
+        result.rounds.append({"round": rnd, "requests": schedule.requests, "residual": sample.held,
+                              "established": sample.established, "close_wait": sample.close_wait,
+                              "time_wait": sample.time_wait, "peak_in_flight": run.tracker.peak})
+        held = f"{sample.held} sockets kept" + (f", {sample.close_wait} of them in CLOSE_WAIT" if sample.close_wait else "")
+        progress(f"round {rnd}: {schedule.requests} requests, {held} (peak {run.tracker.peak} in flight)")
         if rnd >= settings.rounds:
             trend = judge_trend(residuals, peaks, schedule.requests, final=rnd == settings.max_rounds)
             if trend.verdict != UNDECIDED:
@@ -101,7 +101,7 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
         # tolerance 0: the faulty client never closes a socket, so nothing can fall
         checks.append(check_never_falls("count never falls", cycle_ends))
         # tolerance 0: each request's session opens exactly one socket and keeps it
-        checks.append(check_equals("keeps every socket", residuals[-1], run.tracker.started, 0,
+        checks.append(check_equals("keeps every socket", snap.established, run.tracker.started, 0,
                                    "ESTABLISHED after the last round vs requests sent"))
     if isinstance(run.client, FixedClient):
         cap = run.client.idle_cap_per_host

@@ -6,7 +6,9 @@ Module-level state plays the part of a user's long-lived client objects.
 """
 from __future__ import annotations
 
+import asyncio
 import http.client
+import urllib.request
 import itertools
 import threading
 from urllib.parse import urlsplit
@@ -85,3 +87,33 @@ def requests_stream_unclosed(url: str) -> int:
     response = _streaming.get(url, stream=True, timeout=10)
     _keep(response)
     return response.status_code
+
+
+def urlopen_unclosed(url: str) -> int:
+    """Leak: urlopen responses kept and never closed. urllib asks the server to
+    close, so these sockets sit in CLOSE_WAIT, still held by the client."""
+    response = urllib.request.urlopen(url, timeout=10)  # noqa: S310 (loopback test server)
+    _keep(response)
+    return response.status
+
+
+async def _asyncio_get(url: str):
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    writer.write(f"GET / HTTP/1.1\r\nHost: {parts.hostname}\r\n\r\n".encode())
+    await reader.readuntil(b"ok\n")
+    return writer
+
+
+async def asyncio_connection_kept(url: str) -> int:
+    """Leak, async: a connection per request that is never closed."""
+    _keep(await _asyncio_get(url))
+    return 200
+
+
+async def asyncio_connection_closed(url: str) -> int:
+    """Healthy, async: a connection per request, closed once answered."""
+    writer = await _asyncio_get(url)
+    writer.close()
+    await writer.wait_closed()
+    return 200

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN_DEADLINE_S = 120  # six runs of ~2.5 s each sharing 2 cores; generous for a slow CI machine
+RUN_DEADLINE_S = 120  # nine runs of ~2.5 s each sharing 2 cores; generous for a slow CI machine
 
 # name: (target, --expect given, verdict that must be measured)
 CASES = {
@@ -23,6 +23,9 @@ CASES = {
     # gated the wrong way on purpose: the gate must fail, with the sockets listed
     "one-leak-in-four": ("tests.sample_clients:requests_leak_one_in_four", "plateau", "growth"),
     "user-module": ("my_scraper:scrape", "plateau", "plateau"),
+    "urlopen-unclosed": ("tests.sample_clients:urlopen_unclosed", "growth", "growth"),  # CLOSE_WAIT
+    "asyncio-kept": ("tests.sample_clients:asyncio_connection_kept", "growth", "growth"),
+    "asyncio-closed": ("tests.sample_clients:asyncio_connection_closed", "plateau", "plateau"),
 }
 
 USER_MODULE = (

@@ -2,13 +2,17 @@
 
 A TARGET is a built-in variant name (``faulty``, ``fixed``) or
 ``package.module:function``: a user's function that performs one request to the
-URL it is given (module-level state is allowed).
+URL it is given (module-level state is allowed). An ``async def`` function is
+run on an event loop of its own.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import os
 import sys
+import threading
 from collections.abc import Callable
 
 from .faulty import FaultyClient
@@ -26,6 +30,32 @@ DESCRIPTIONS = {
 
 class TargetError(ValueError):
     """A TARGET that names no variant or does not import."""
+
+
+class AsyncTarget:
+    """Drives an ``async def`` request function on one event loop of its own.
+
+    The loop runs in a thread; each request thread submits a coroutine and
+    waits for it, so in-flight counting works as for plain functions, and
+    module-level async clients (an aiohttp session, say) live on one loop.
+    """
+
+    def __init__(self, function: Callable[[str], object]) -> None:
+        self.function = function
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="target-event-loop", daemon=True)
+        self.thread.start()
+
+    def __call__(self, url: str) -> object:
+        return asyncio.run_coroutine_threadsafe(self.function(url), self.loop).result()  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 def fixed_settings_for(delay: float, idle_timeout: float) -> FixedSettings:
@@ -62,6 +92,8 @@ def resolve(target: str, delay: float = 0.2, idle_timeout: float = 0.5) -> Calla
             raise TargetError(f"target {target!r}: module {module_name!r} has no {attr!r}") from None
     if not callable(obj):
         raise TargetError(f"target {target!r}: {attr!r} is not callable")
+    if inspect.iscoroutinefunction(obj):
+        return AsyncTarget(obj)
     return obj  # type: ignore[return-value]
 
 
