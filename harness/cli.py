@@ -118,6 +118,8 @@ def cmd_run(args: argparse.Namespace) -> int:
          f"kept after each round {' -> '.join(map(str, f['residuals']))}")
     _say(f"  churn: {f['new_connections_per_request']:.2f} new connections and "
          f"{f['time_wait_per_request']:.2f} TIME_WAIT per request (churn, not a leak)")
+    if f["failed"]:
+        _say(f"  warning: {f['failed']} of {f['requests']} requests failed; the first: {f['first_error']}")
     for check in verdict.checks:
         _say(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
     if not verdict.passed:

@@ -82,6 +82,9 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
     for rnd in range(1, settings.max_rounds + 1):
         run.driver.replay(schedule, rnd, cycle_end)
         run.drain(_drain_deadline(settings))
+        if run.tracker.failed == run.tracker.started:
+            raise ExperimentError(f"every request failed ({run.tracker.failed}), so there is nothing to judge; "
+                                  f"the first: {run.tracker.first_error}")
         sample, snap = run.settle("round_end")
         residuals.append(sample.held)
         peaks.append(run.tracker.peak)

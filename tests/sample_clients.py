@@ -117,3 +117,8 @@ async def asyncio_connection_closed(url: str) -> int:
     writer.close()
     await writer.wait_closed()
     return 200
+
+
+def always_fails(url: str) -> int:
+    """Not a client at all: every call raises."""
+    raise RuntimeError("client bug")

@@ -76,3 +76,11 @@ def test_interrupted_run_keeps_what_it_measured(sig, tmp_path):
     assert data["samples"] and data["rounds"][0]["residual"] > 0
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_a_client_whose_every_request_fails_is_not_judged(tmp_path, capsys):
+    assert main(["run", "tests.sample_clients:always_fails", "--results-dir", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "every request failed" in err and "RuntimeError: client bug" in err
+    data = json.loads((tmp_path / "tcp_count-tests.sample_clients_always_fails.json").read_text())
+    assert data["complete"] is False
