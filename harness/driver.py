@@ -26,11 +26,15 @@ class InFlight:
         self.started = 0
         self.finished = 0
         self.failed = 0
+        self.idle_since = time.monotonic()  # when the count last fell to 0 (monotonic s)
+        self.burst_first_end: float | None = None  # first end since the count last rose from 0
         self.errors: collections.Counter[str] = collections.Counter()
         self.first_error: str | None = None
 
     def begin(self) -> None:
         with self._cond:
+            if self.current == 0:
+                self.burst_first_end = None
             self.current += 1
             self.started += 1
             self.peak = max(self.peak, self.current)
@@ -40,6 +44,8 @@ class InFlight:
         with self._cond:
             self.current -= 1
             self.finished += 1
+            if self.burst_first_end is None:
+                self.burst_first_end = time.monotonic()
             if error is not None:
                 self.failed += 1
                 name = type(error).__name__
@@ -47,6 +53,7 @@ class InFlight:
                 if self.first_error is None:
                     self.first_error = f"{name}: {error}"
             if self.current == 0:
+                self.idle_since = time.monotonic()
                 self._cond.notify_all()
 
     def window(self) -> tuple[int, int]:

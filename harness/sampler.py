@@ -158,10 +158,10 @@ class SeriesRecorder:
         self._wake = threading.Event()
         self._pending_label = ""
         self._thread: threading.Thread | None = None
-        self._t0 = time.monotonic()
+        self.t0 = time.monotonic()
 
     def start(self) -> None:
-        self._t0 = time.monotonic()
+        self.t0 = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="socket-sampler", daemon=True)
         self._thread.start()
 
@@ -190,7 +190,7 @@ class SeriesRecorder:
             current, peak = self.in_flight_window()
             rnd, cycle = self.position()
             sample = Sample(
-                t=round(time.monotonic() - self._t0, 4), round=rnd, cycle=cycle,
+                t=round(time.monotonic() - self.t0, 4), round=rnd, cycle=cycle,
                 in_flight=current, in_flight_peak=peak,
                 established=snap.established, time_wait=snap.time_wait, close_wait=snap.close_wait,
                 other=snap.other, server_established=snap.server_established, label=label,

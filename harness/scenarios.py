@@ -34,11 +34,15 @@ from .verdict import (
 
 PERSISTENT_REQUESTS = 5  # one at a time: a pooling client needs exactly one connection for all
 WARM_UP_REQUESTS = 4  # concurrent, so a pool capped at 2 idle must close some and keep 2
-# The reaper closes an expired connection when its timer fires; the harness sees it
-# at its next sample (sample interval) after a psutil scan (~12 ms, more under load).
+# The last pooled connection went idle when its own request ended, a few ms after
+# the first (tens under load); the reaper closes it when its timer fires, and the
+# harness sees that at its next sample (sample interval) after a psutil scan
+# (~12 ms, more under load). 0.3 s covers all of that on a loaded 2-core machine.
 IDLE_CLOSE_SLACK_S = 0.3
-# Connections go idle a few ms before the harness sees their requests end.
-IDLE_EARLY_SLACK_S = 0.1
+# Idle time is counted from the first warm-up request's end; its connection went
+# back to the pool (and its idle clock started) less than a millisecond before.
+# 0.05 s is that, plus the resolution of two consecutive samples' timestamps.
+IDLE_EARLY_SLACK_S = 0.05
 
 
 def default_expectation(target: str) -> str | None:
@@ -153,11 +157,13 @@ def _warm_up(run: Run, settings: Settings) -> int:
 def idle_handling(run: Run, settings: Settings, result: ExperimentResult, progress: Progress,
                   expect: str | None) -> None:
     idle_before = _warm_up(run, settings)
-    went_idle = time.monotonic()
+    went_idle = run.tracker.burst_first_end or run.tracker.idle_since  # the first pooled connection went idle
     window = 2 * settings.idle_timeout
     progress(f"{idle_before} sockets idle; watching {window:.2f} s with no traffic")
-    last = run.watch(lambda s: s.established == 0, window, settings.sample_interval, "idle")
-    closed_after = time.monotonic() - went_idle if last.established == 0 else None
+    last = run.watch(lambda s: s.established == 0, window - (time.monotonic() - went_idle),
+                     settings.sample_interval, "idle")
+    # the first sample that saw none left open: its time is an upper estimate of the close
+    closed_after = run.recorder.t0 + last.t - went_idle if last.established == 0 else None
     if last.established and not isinstance(run.client, FixedClient):
         # keep watching the whole window: did anything close at all?
         remaining = window - (time.monotonic() - went_idle)
