@@ -32,7 +32,7 @@ from .verdict import (
     judge_trend,
 )
 
-PERSISTENT_REQUESTS = 5  # one at a time: a pooling client needs exactly one connection for all
+PERSISTENT_REQUESTS = 3  # one at a time: a pooling client needs exactly one connection for all
 WARM_UP_REQUESTS = 4  # concurrent, so a pool capped at 2 idle must close some and keep 2
 # The last pooled connection went idle when its own request ended, a few ms after
 # the first (tens under load); the reaper closes it when its timer fires, and the
@@ -158,7 +158,8 @@ def idle_handling(run: Run, settings: Settings, result: ExperimentResult, progre
                   expect: str | None) -> None:
     idle_before = _warm_up(run, settings)
     went_idle = run.tracker.burst_first_end or run.tracker.idle_since  # the first pooled connection went idle
-    window = 2 * settings.idle_timeout
+    # the window in which the fixed client must have closed them all: past it, what is open stays open
+    window = settings.idle_timeout + settings.sample_interval + IDLE_CLOSE_SLACK_S + IDLE_EARLY_SLACK_S
     progress(f"{idle_before} sockets idle; watching {window:.2f} s with no traffic")
     last = run.watch(lambda s: s.established == 0, window - (time.monotonic() - went_idle),
                      settings.sample_interval, "idle")
