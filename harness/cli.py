@@ -126,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(f"FAILED: {verdict.summary}")
         if result.sockets_left:
             from .verdict import format_sockets
-            _say(f"sockets to the server after the last round ({len(result.sockets_left)}):")
+            _say("sockets to the server after the last round:")
             _say(format_sockets(result.sockets_left))
     _say(f"results: {settings.results_path / result.name}.json")
     return 0 if verdict.passed else 1

@@ -59,7 +59,7 @@ class ExperimentResult:
         for check in self.verdict.checks if self.verdict else ():
             lines.append(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
         if self.sockets_left:
-            lines.append(f"sockets to the server at the end ({len(self.sockets_left)}):")
+            lines.append("sockets to the server at the end:")
             lines.append(format_sockets(self.sockets_left))
         return "\n".join(lines)
 

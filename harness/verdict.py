@@ -179,10 +179,23 @@ def combine(expect: str | None, trend: Trend | None, checks: Sequence[Check]) ->
     return Verdict(passed, "; ".join(parts), trend, list(checks))
 
 
+HELD_STATES = ("ESTABLISHED", "CLOSE_WAIT")
+
+
 def format_sockets(sockets: Iterable[tuple[int, str]], limit: int = 40) -> str:
-    """goleak-style listing of sockets: one 'local port  STATE' line each."""
+    """goleak-style listing: one 'local port  STATE' line per socket the client
+    still holds (ESTABLISHED, CLOSE_WAIT); the others (closed by the client,
+    e.g. TIME_WAIT) summed by state on a last line."""
     rows = sorted(sockets, key=lambda s: (s[1], s[0]))
-    lines = [f"  local port {port:<6} {state}" for port, state in rows[:limit]]
-    if len(rows) > limit:
-        lines.append(f"  ... and {len(rows) - limit} more")
+    held = [r for r in rows if r[1] in HELD_STATES]
+    lines = [f"  local port {port:<6} {state}" for port, state in held[:limit]]
+    if len(held) > limit:
+        lines.append(f"  ... and {len(held) - limit} more held")
+    closed: dict[str, int] = {}
+    for _, state in rows:
+        if state not in HELD_STATES:
+            closed[state] = closed.get(state, 0) + 1
+    if closed:
+        lines.append("  closed by the client (churn, not held): "
+                     + ", ".join(f"{n} {state}" for state, n in sorted(closed.items())))
     return "\n".join(lines)

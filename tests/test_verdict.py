@@ -98,5 +98,11 @@ def test_combine_reports_expectation_and_failed_checks():
 
 
 def test_socket_listing_is_goleak_like():
-    text = format_sockets([(40002, "ESTABLISHED"), (40001, "TIME_WAIT"), (40000, "ESTABLISHED")], limit=2)
-    assert text.splitlines() == ["  local port 40000  ESTABLISHED", "  local port 40002  ESTABLISHED", "  ... and 1 more"]
+    sockets = [(40002, "ESTABLISHED"), (40001, "TIME_WAIT"), (40000, "ESTABLISHED"), (40003, "CLOSE_WAIT"),
+               (40004, "TIME_WAIT")]
+    assert format_sockets(sockets, limit=2).splitlines() == [
+        "  local port 40003  CLOSE_WAIT",
+        "  local port 40000  ESTABLISHED",
+        "  ... and 1 more held",
+        "  closed by the client (churn, not held): 2 TIME_WAIT",
+    ]
