@@ -103,12 +103,10 @@ class Run:
         self.counter = SocketCounter(server.host, server.port, server.own_ports)
         self.recorder = SeriesRecorder(self.counter, sample_interval, self.tracker.window, self.driver.position)
         self.stats_before: dict = {}
-        self.t0 = 0.0
 
     def __enter__(self) -> Run:
         self.counter.ignore_existing_time_wait()
         self.stats_before = self.server.stats()
-        self.t0 = time.monotonic()
         self.recorder.start()
         return self
 
@@ -165,6 +163,3 @@ class Run:
         # each /stats call opens one connection of its own; only the closing call is inside the delta
         delta["connections_accepted"] -= delta.get("stats_requests", 0)
         return delta
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.t0

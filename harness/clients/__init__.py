@@ -22,10 +22,6 @@ BUILTINS: dict[str, Callable[[], object]] = {
     "faulty": FaultyClient,
     "fixed": FixedClient,
 }
-DESCRIPTIONS = {
-    "faulty": "new requests.Session per request, no timeout, never closed (the seed's leak)",
-    "fixed": "one shared session, keep-alive, timeouts, idle caps 2/host 5 total, idle timeout, close idle on error",
-}
 
 
 class TargetError(ValueError):
@@ -97,4 +93,4 @@ def resolve(target: str, delay: float = 0.2, idle_timeout: float = 0.5) -> Calla
     return obj  # type: ignore[return-value]
 
 
-__all__ = ["BUILTINS", "DESCRIPTIONS", "FaultyClient", "FixedClient", "FixedSettings", "TargetError", "resolve"]
+__all__ = ["BUILTINS", "FaultyClient", "FixedClient", "FixedSettings", "TargetError", "resolve"]

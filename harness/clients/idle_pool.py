@@ -55,10 +55,6 @@ class IdlePolicy:
                     if conn is not None and conn.sock is not None:
                         yield pool, conn
 
-    def idle_count(self) -> int:
-        with self.lock:
-            return sum(1 for _ in self._idle_connections())
-
     def put(self, conn: HTTPConnection | None, put_back) -> None:
         """Return ``conn`` to its pool through ``put_back``, within the caps.
 
