@@ -50,7 +50,12 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m harness", description="Reproduce, measure and gate TCP connection leaks in HTTP clients.")
+    parser = OneLineParser(
+        prog="python -m harness",
+        description="Reproduce, measure and gate TCP connection leaks in HTTP clients.",
+        epilog="exit status: 0 verdict as expected, 1 not as expected, 2 bad usage, "
+               "3 nothing could be measured, 130 interrupted (results kept, marked incomplete)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     compare = sub.add_parser("compare", help="faulty and fixed side by side; prints the measured comparison table")
     _add_experiment_options(compare)
