@@ -6,17 +6,21 @@
 * ``tcp_count``: rounds of the schedule; does the kept socket count grow?
 
 ``measure()`` runs one scenario on one target and always writes what it
-measured, marked incomplete if it was interrupted.
+measured, marked incomplete if it was interrupted. ``idle_across_hosts()``
+checks idle caps that span several servers.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
 from .clients import FaultyClient, FixedClient, resolve
+from .driver import Driver, InFlight
 from .experiment import ExperimentError, ExperimentResult, Progress, Run
 from .options import Settings
 from .results import write_result
+from .sampler import SocketCounter
 from .schedule import make_schedule
 from .server_process import ServerProcess
 from .verdict import (
@@ -255,7 +259,6 @@ def measure(
     expect: str | None = None,
     progress: Progress = lambda line: None,
     name: str | None = None,
-    write: bool = True,
     **kwargs,
 ) -> ExperimentResult:
     """Run one scenario on ``target`` against ``server``; write and return the result.
@@ -282,12 +285,8 @@ def measure(
         finally:
             result.duration_s = time.monotonic() - started
             result.server_stderr = server.stderr_text()
-            if write:
-                write_result(result, settings.results_path)
+            write_result(result, settings.results_path)
     return result
-
-
-__all__ = ["GROWTH", "PLATEAU", "SCENARIOS", "default_expectation", "measure"]
 
 
 def idle_across_hosts(client: Callable[[str], object], settings: Settings, servers: list[ServerProcess],
@@ -298,11 +297,6 @@ def idle_across_hosts(client: Callable[[str], object], settings: Settings, serve
 
     Proves cross-host caps such as the fixed client's 5 idle connections in total.
     """
-    import threading
-
-    from .driver import Driver, InFlight
-    from .sampler import SocketCounter
-
     tracker, stop = InFlight(), threading.Event()
     try:
         drivers = [Driver(client, server.url, tracker, stop) for server in servers]
@@ -320,3 +314,7 @@ def idle_across_hosts(client: Callable[[str], object], settings: Settings, serve
         close = getattr(client, "close", None)
         if callable(close):
             close()
+
+
+__all__ = ["GROWTH", "PLATEAU", "SCENARIOS", "default_expectation", "idle_across_hosts", "measure"]
+
