@@ -2,9 +2,10 @@
 
 * ``compare``: faulty and fixed side by side on the seed's scenario; prints the
   measured comparison table and writes the results.
-* ``run TARGET``: one TCP-count experiment on a built-in variant or on
+* ``run TARGET``: one TCP-count experiment on a catalog variant or on
   ``package.module:function``; prints the verdict; exit 0 when it matches
   ``--expect`` (or none is given), 1 when it does not.
+* ``list``: the client catalog, one line each.
 
 Exit status 2 for bad usage (one line, no traceback); 3 when the harness could
 not measure (e.g. the server did not start); 130 when interrupted.
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import scenarios
-from .clients import TargetError, resolve
+from .clients import VARIANTS, TargetError, expectation, resolve
 from .experiment import ExperimentError, ExperimentResult
 from .options import (
     OPTIONS,
@@ -60,10 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="faulty and fixed side by side; prints the measured comparison table")
     _add_experiment_options(compare)
     run = sub.add_parser("run", help="judge one client: growth (a leak) or plateau")
-    run.add_argument("target", metavar="TARGET", help="faulty, fixed, or package.module:function (one request to the URL given)")
+    run.add_argument("target", metavar="TARGET",
+                     help="a catalog name (see list), or package.module:function (one request to the URL given)")
     run.add_argument("--expect", choices=(GROWTH, PLATEAU), help="exit 1 unless the verdict is this")
     run.add_argument("--json", metavar="FILE", help="also write the result JSON to FILE")
     _add_experiment_options(run)
+    sub.add_parser("list", help="the client catalog: every variant run accepts, one line each")
     return parser
 
 
@@ -137,6 +140,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 1
 
 
+def cmd_list(args: argparse.Namespace) -> int:
+    width = max(len(v.name) for v in VARIANTS)
+    for v in VARIANTS:
+        _say(f"{v.name:<{width}}  {v.library:<8}  {v.kind:<6} -> {expectation(v.kind):<7}  {v.summary}")
+    _say(f"{len(VARIANTS)} variants; judge one with: python -m harness run NAME")
+    return 0
+
+
 def _terminate_as_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -147,8 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is needed: compare or run (see --help)")
-        return {"compare": cmd_compare, "run": cmd_run}[args.command](args)
+            raise UsageError("a command is needed: compare, run or list (see --help)")
+        return {"compare": cmd_compare, "run": cmd_run, "list": cmd_list}[args.command](args)
     except (UsageError, OptionError, TargetError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .clients import FaultyClient, FixedClient, resolve
+from .clients import CATALOG, FaultyClient, FixedClient, expectation, resolve, target_name
 from .driver import Driver, InFlight
 from .experiment import ExperimentError, ExperimentResult, Progress, Run
 from .options import Settings
@@ -49,8 +49,10 @@ IDLE_CLOSE_SLACK_S = 0.3
 IDLE_EARLY_SLACK_S = 0.05
 
 
-def default_expectation(target: str) -> str | None:
-    return {"faulty": GROWTH, "fixed": PLATEAU}.get(target)
+def default_expectation(target: object) -> str | None:
+    """The verdict a catalog variant must get; None for anything else."""
+    variant = CATALOG.get(target) if isinstance(target, str) else None
+    return expectation(variant.kind) if variant else None
 
 
 def _drain_deadline(settings: Settings, longest_request_s: float = 0.0) -> float:
@@ -246,13 +248,14 @@ SCENARIOS: dict[str, Callable[..., None]] = {
 }
 
 
-def target_label(target: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in target)
+def target_label(target: object) -> str:
+    """A file-name-safe label for a target (a name, or a function)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in target_name(target))
 
 
 def measure(
     scenario: str,
-    target: str,
+    target: str | Callable[[str], object],
     settings: Settings,
     server: ServerProcess,
     *,
@@ -266,7 +269,7 @@ def measure(
     Results are written even when the run is interrupted, marked incomplete.
     """
     client = resolve(target, settings.delay, settings.idle_timeout)
-    result = ExperimentResult(name=name or f"{scenario}-{target_label(target)}", scenario=scenario, target=target,
+    result = ExperimentResult(name=name or f"{scenario}-{target_label(target)}", scenario=scenario, target=target_name(target),
                               settings=settings.as_dict(),
                               server={"host": server.host, "port": server.port, "pid": server.pid})
     started = time.monotonic()

@@ -84,3 +84,15 @@ def test_a_client_whose_every_request_fails_is_not_judged(tmp_path, capsys):
     assert "every request failed" in err and "RuntimeError: client bug" in err
     data = json.loads((tmp_path / "tcp_count-tests.sample_clients_always_fails.json").read_text())
     assert data["complete"] is False
+
+
+def test_list_shows_every_catalog_variant_once(capsys):
+    from harness.clients import VARIANTS, resolve
+
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for variant in VARIANTS:
+        mine = [ln for ln in lines if ln.split()[0] == variant.name]
+        assert len(mine) == 1 and variant.summary in mine[0], lines
+        client = resolve(variant.name)  # every name listed is one that run accepts
+        (getattr(client, "close", None) or (lambda: None))()

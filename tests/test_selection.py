@@ -1,4 +1,4 @@
-"""``-k faulty`` and ``-k fix`` select exactly the experiments of that variant."""
+"""``-k faulty``, ``-k fix`` and ``-k LIBRARY`` select exactly the experiments of that kind or library."""
 import json
 import subprocess
 import sys
@@ -13,7 +13,7 @@ class Ids:
     def __init__(self): self.ids = []
     def pytest_collection_finish(self, session): self.ids = [item.nodeid for item in session.items]
 out = {}
-for keyword in ("", "faulty", "fix"):
+for keyword in ("", "faulty", "fix", "httpx"):
     ids = Ids()
     args = ["--collect-only", "-q", "-p", "no:cacheprovider"] + (["-k", keyword] if keyword else [])
     code = pytest.main(args, plugins=[ids])
@@ -33,3 +33,6 @@ def test_keyword_selection_is_exact():
     assert all(t.startswith("experiments/") and "faulty" in t and "fixed" not in t for t in by_faulty), by_faulty
     assert all(t.startswith("experiments/") and "fixed" in t and "faulty" not in t for t in by_fix), by_fix
     assert sorted(by_faulty + by_fix) == sorted(experiments)  # every experiment is one or the other
+    from harness.clients import VARIANTS
+    httpx_names = {v.name for v in VARIANTS if v.library == "httpx"}
+    assert sorted(t.split("[")[1].rstrip("]") for t in selected["httpx"]) == sorted(httpx_names), selected["httpx"]

@@ -1,7 +1,7 @@
 """Client variants, and resolving a TARGET to one.
 
-A TARGET is a built-in variant name (``faulty``, ``fixed``) or
-``package.module:function``: a user's function that performs one request to the
+A TARGET is a catalog variant's name (``faulty``, ``httpx-fixed``, ...; see
+``harness.clients.catalog``) or ``package.module:function``: a user's function that performs one request to the
 URL it is given (module-level state is allowed). An ``async def`` function is
 run on an event loop of its own.
 """
@@ -15,13 +15,14 @@ import sys
 import threading
 from collections.abc import Callable
 
+from .catalog import CATALOG, FAULTY, FIXED, VARIANTS, Variant, expectation
 from .faulty import FaultyClient
 from .fixed import FixedClient, FixedSettings
+from .tuning import ClientTuning, tuning_for
 
-BUILTINS: dict[str, Callable[[], object]] = {
-    "faulty": FaultyClient,
-    "fixed": FixedClient,
-}
+BUILTIN_NAMES = ("faulty", "fixed")  # the seed's pair, measured in every scenario; the catalog has more
+
+
 
 
 class TargetError(ValueError):
@@ -46,8 +47,12 @@ class AsyncTarget:
         return asyncio.run_coroutine_threadsafe(self.function(url), self.loop).result()  # type: ignore[arg-type]
 
     def close(self) -> None:
+        """Runs the function's ``aclose()`` (if any) on its loop, then stops the loop."""
         if self.loop.is_closed():
             return
+        aclose = getattr(self.function, "aclose", None)
+        if callable(aclose):
+            asyncio.run_coroutine_threadsafe(aclose(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
         if not self.thread.is_alive():
@@ -55,22 +60,43 @@ class AsyncTarget:
 
 
 def fixed_settings_for(delay: float, idle_timeout: float) -> FixedSettings:
-    """The fixed client's knobs for a server delay: reads time out well after it."""
+    """The seed's fixed client's knobs for a server delay: reads time out well after it."""
     return FixedSettings(read_timeout=max(1.0, 5 * delay), idle_timeout=idle_timeout)
 
 
-def resolve(target: str, delay: float = 0.2, idle_timeout: float = 0.5) -> Callable[[str], object]:
-    """Return a fresh request function for ``target``; raises TargetError.
+def _is_async(function: object) -> bool:
+    """An ``async def`` function, or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(getattr(function, "__call__", None))
 
-    ``delay`` and ``idle_timeout`` (seconds) configure the built-in fixed client.
+
+def make_variant(variant: Variant, delay: float = 0.2, idle_timeout: float = 0.5) -> Callable[[str], object]:
+    """A fresh client of a catalog variant, tuned for a server delay (s)."""
+    client = variant.make(tuning_for(delay, idle_timeout))
+    return AsyncTarget(client) if variant.is_async else client  # type: ignore[arg-type, return-value]
+
+
+def target_name(target: str | Callable[[str], object]) -> str:
+    """A name for a target: the string itself, or a function's module:qualname."""
+    if isinstance(target, str):
+        return target
+    module = getattr(target, "__module__", None) or "?"
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{module}:{name}"
+
+
+def resolve(target: str | Callable[[str], object], delay: float = 0.2, idle_timeout: float = 0.5) -> Callable[[str], object]:
+    """Return a request function for ``target``; raises TargetError.
+
+    A TARGET is a catalog name, ``package.module:function``, or (from Python)
+    the request function itself. ``delay`` and ``idle_timeout`` (seconds) tune
+    the catalog's variants.
     """
-    if target == "fixed":
-        return FixedClient(fixed_settings_for(delay, idle_timeout))
-    if target in BUILTINS:
-        return BUILTINS[target]()  # type: ignore[return-value]
+    if callable(target):
+        return AsyncTarget(target) if _is_async(target) else target
+    if target in CATALOG:
+        return make_variant(CATALOG[target], delay, idle_timeout)
     if ":" not in target:
-        names = ", ".join(sorted(BUILTINS))
-        raise TargetError(f"unknown variant {target!r}: use one of {names} or package.module:function")
+        raise TargetError(f"unknown variant {target!r}: see `python -m harness list`, or give package.module:function")
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise TargetError(f"target {target!r}: expected package.module:function")
@@ -88,9 +114,10 @@ def resolve(target: str, delay: float = 0.2, idle_timeout: float = 0.5) -> Calla
             raise TargetError(f"target {target!r}: module {module_name!r} has no {attr!r}") from None
     if not callable(obj):
         raise TargetError(f"target {target!r}: {attr!r} is not callable")
-    if inspect.iscoroutinefunction(obj):
+    if _is_async(obj):
         return AsyncTarget(obj)
     return obj  # type: ignore[return-value]
 
 
-__all__ = ["BUILTINS", "FaultyClient", "FixedClient", "FixedSettings", "TargetError", "resolve"]
+__all__ = ["BUILTIN_NAMES", "CATALOG", "FAULTY", "FIXED", "VARIANTS", "ClientTuning", "FaultyClient", "FixedClient",
+           "FixedSettings", "TargetError", "Variant", "expectation", "make_variant", "resolve", "target_name"]

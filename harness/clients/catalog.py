@@ -1,0 +1,76 @@
+"""The client catalog: for each library, the ways it really leaks and its fix.
+
+Every entry is a faulty or a fixed variant; its name starts with its library
+(``httpx-faulty-stream``), so ``pytest -k httpx`` selects a library and
+``-k faulty`` / ``-k fix`` select a kind across all of them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .aiohttp_variants import AiohttpFixed, AiohttpSessionPerRequest
+from .faulty import FaultyClient
+from .fixed import FixedClient, FixedSettings
+from .httpx_variants import HttpxClientPerRequest, HttpxFixed, HttpxStreamNeverClosed
+from .requests_variants import RequestsStreamNeverClosed
+from .stdlib_variants import UrlopenClosed, UrlopenNeverClosed
+from .tuning import ClientTuning
+from .urllib3_variants import Urllib3Fixed, Urllib3PoolPerRequest, Urllib3StreamNeverReleased
+
+FAULTY, FIXED = "faulty", "fixed"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One catalog entry. ``make(tuning)`` returns a fresh client: a callable that
+    performs one request to the URL it is given (a coroutine function if
+    ``is_async``), with ``close()`` or ``aclose()`` to release what it holds."""
+
+    name: str
+    library: str
+    kind: str  # FAULTY or FIXED: the verdict it must get (growth or plateau)
+    summary: str
+    make: Callable[[ClientTuning], object]
+    is_async: bool = False
+
+
+def _seed_fixed(tuning: ClientTuning) -> FixedClient:
+    return FixedClient(FixedSettings(connect_timeout=tuning.connect_timeout, read_timeout=tuning.read_timeout,
+                                     idle_timeout=tuning.idle_timeout, max_idle_per_host=tuning.max_idle_per_host,
+                                     max_idle_total=tuning.max_idle_total))
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("faulty", "requests", FAULTY, "the seed's faulty client: a new Session per request, kept, never closed",
+            lambda tuning: FaultyClient()),
+    Variant("fixed", "requests", FIXED, "the seed's fixed client: one Session, 2 idle per host, 5 in all, idle timeout, "
+            "close idle on error", _seed_fixed),
+    Variant("requests-faulty-stream", "requests", FAULTY,
+            "one Session, stream=True responses never read or closed", RequestsStreamNeverClosed),
+    Variant("urllib3-faulty", "urllib3", FAULTY, "a new PoolManager per request, kept alive", Urllib3PoolPerRequest),
+    Variant("urllib3-faulty-stream", "urllib3", FAULTY,
+            "one PoolManager, preload_content=False responses never released", Urllib3StreamNeverReleased),
+    Variant("urllib3-fixed", "urllib3", FIXED, "one PoolManager(num_pools, maxsize=2) with timeouts, cleared on error",
+            Urllib3Fixed),
+    Variant("httpx-faulty", "httpx", FAULTY, "a new httpx.Client per request, never closed", HttpxClientPerRequest),
+    Variant("httpx-faulty-stream", "httpx", FAULTY, "one Client, stream=True responses never read or closed",
+            HttpxStreamNeverClosed),
+    Variant("httpx-fixed", "httpx", FIXED,
+            "one Client, Limits(max_keepalive_connections=5, keepalive_expiry) and timeouts", HttpxFixed),
+    Variant("aiohttp-faulty", "aiohttp", FAULTY, "a new ClientSession per request, never closed (async)",
+            AiohttpSessionPerRequest, is_async=True),
+    Variant("aiohttp-fixed", "aiohttp", FIXED,
+            "one ClientSession, TCPConnector(limit_per_host, keepalive_timeout), ClientTimeout (async)",
+            AiohttpFixed, is_async=True),
+    Variant("stdlib-faulty", "stdlib", FAULTY, "urllib.request.urlopen responses never closed (CLOSE_WAIT)",
+            UrlopenNeverClosed),
+    Variant("stdlib-fixed", "stdlib", FIXED, "with urlopen(url, timeout=...): read and closed, a connection each",
+            UrlopenClosed),
+)
+CATALOG: dict[str, Variant] = {v.name: v for v in VARIANTS}
+
+
+def expectation(kind: str) -> str:
+    """The verdict a variant of this kind must get."""
+    return {FAULTY: "growth", FIXED: "plateau"}[kind]

@@ -1,0 +1,67 @@
+"""httpx: a Client per request, and streamed responses never closed."""
+from __future__ import annotations
+
+import httpx
+
+from .kept import Kept
+from .tuning import ClientTuning
+
+
+class HttpxClientPerRequest:
+    """Faulty: a new ``httpx.Client`` per request, kept alive and never closed."""
+
+    def __init__(self, tuning: ClientTuning) -> None:
+        self.kept = Kept()
+
+    def __call__(self, url: str) -> int:
+        return self.kept.keep(httpx.Client()).get(url).status_code
+
+    def close(self) -> None:
+        self.kept.release(lambda client: client.close())
+
+
+class HttpxStreamNeverClosed:
+    """Faulty: one client, but ``send(..., stream=True)`` responses are never read or
+    closed; each holds its connection, so the pool keeps opening new ones."""
+
+    def __init__(self, tuning: ClientTuning) -> None:
+        # no connection cap, so the pool grows instead of blocking on a full pool
+        self.client = httpx.Client(limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
+        self.kept = Kept()
+
+    def __call__(self, url: str) -> int:
+        response = self.client.send(self.client.build_request("GET", url), stream=True)
+        return self.kept.keep(response).status_code
+
+    def close(self) -> None:
+        self.kept.release(lambda response: response.close())
+        self.client.close()
+
+
+class HttpxFixed:
+    """Fixed: one ``httpx.Client`` with ``Limits(max_keepalive_connections,
+    keepalive_expiry)`` and timeouts; a failed request closes the idle ones."""
+
+    def __init__(self, tuning: ClientTuning) -> None:
+        self.tuning = tuning
+        self.client = self._new_client()
+
+    def _new_client(self) -> httpx.Client:
+        t = self.tuning
+        return httpx.Client(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=t.max_idle_total,
+                                keepalive_expiry=t.idle_timeout),
+            timeout=httpx.Timeout(t.read_timeout, connect=t.connect_timeout),
+        )
+
+    def __call__(self, url: str) -> int:
+        try:
+            return self.client.get(url).status_code
+        except httpx.HTTPError:
+            # httpx has no close-idle call; a new client replaces the old, whose pool closes
+            old, self.client = self.client, self._new_client()
+            old.close()
+            raise
+
+    def close(self) -> None:
+        self.client.close()
