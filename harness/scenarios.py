@@ -15,7 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from .clients import CATALOG, FaultyClient, FixedClient, expectation, resolve, target_name
+from .clients import (
+    CATALOG,
+    FaultyClient,
+    FixedClient,
+    expectation,
+    resolve,
+    target_name,
+)
 from .driver import Driver, InFlight
 from .experiment import ExperimentError, ExperimentResult, Progress, Run
 from .options import Settings

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import urllib.request
 import itertools
 import threading
+import urllib.request
 from urllib.parse import urlsplit
 
 import requests

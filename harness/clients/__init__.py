@@ -66,7 +66,7 @@ def fixed_settings_for(delay: float, idle_timeout: float) -> FixedSettings:
 
 def _is_async(function: object) -> bool:
     """An ``async def`` function, or an object whose ``__call__`` is one."""
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(getattr(function, "__call__", None))
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(type(function).__call__)
 
 
 def make_variant(variant: Variant, delay: float = 0.2, idle_timeout: float = 0.5) -> Callable[[str], object]:

@@ -16,7 +16,11 @@ from .httpx_variants import HttpxClientPerRequest, HttpxFixed, HttpxStreamNeverC
 from .requests_variants import RequestsStreamNeverClosed
 from .stdlib_variants import UrlopenClosed, UrlopenNeverClosed
 from .tuning import ClientTuning
-from .urllib3_variants import Urllib3Fixed, Urllib3PoolPerRequest, Urllib3StreamNeverReleased
+from .urllib3_variants import (
+    Urllib3Fixed,
+    Urllib3PoolPerRequest,
+    Urllib3StreamNeverReleased,
+)
 
 FAULTY, FIXED = "faulty", "fixed"
 
