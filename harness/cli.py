@@ -125,7 +125,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _say(f"  requests {f['requests']} ({f['failed']} failed), peak in flight {f['peak_in_flight']}, "
          f"kept after each round {' -> '.join(map(str, f['residuals']))}")
     _say(f"  churn: {f['new_connections_per_request']:.2f} new connections and "
-         f"{f['time_wait_per_request']:.2f} TIME_WAIT per request (churn, not a leak)")
+         f"{f['time_wait_per_request']:.2f} TIME_WAIT per request "
+         + (f"(gated at {settings.max_churn} by --max-churn)" if settings.max_churn is not None
+            else "(churn, not a leak; --max-churn gates it)"))
     if f["failed"]:
         _say(f"  warning: {f['failed']} of {f['requests']} requests failed; the first: {f['first_error']}")
     for check in verdict.checks:

@@ -94,6 +94,16 @@ def port(text: str) -> int:
     return value
 
 
+def fraction_or_off(text: str) -> float | None:
+    """A fraction 0..1, or ``off`` (None)."""
+    if str(text).strip().lower() in ("off", "none", ""):
+        return None
+    value = non_negative_float(text)
+    if value > 1:
+        raise OptionError(f"{text!r} must be a fraction of requests, 0..1")
+    return value
+
+
 def directory(text: str) -> str:
     if not str(text).strip():
         raise OptionError("an empty path")
@@ -130,6 +140,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_rounds", positive_int, 6, "most rounds run when the trend is not clear yet"),
     Option("sample_interval", positive_float, 0.05, "seconds between two background socket samples"),
     Option("idle_timeout", positive_float, 0.5, "the fixed client's idle timeout, in seconds"),
+    Option("max_churn", fraction_or_off, None, "fail when new connections per request exceed this fraction "
+           "(0..1), e.g. 0.5; off by default: churn alone is not a leak"),
     Option("results_dir", directory, "results", "directory the results (JSON, CSV, summary) are written to"),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
@@ -148,6 +160,7 @@ class Settings:
     max_rounds: int = 6
     sample_interval: float = 0.05
     idle_timeout: float = 0.5
+    max_churn: float | None = None
     results_dir: str = "results"
 
     def __post_init__(self) -> None:

@@ -46,7 +46,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     s = config.stash[SETTINGS_KEY]
     return (f"leak harness: delay={s.delay}s cycles={s.cycles} period={s.period}s extra-max={s.extra_max} "
             f"seed={s.seed} rounds={s.rounds}..{s.max_rounds} sample-interval={s.sample_interval}s "
-            f"idle-timeout={s.idle_timeout}s results-dir={s.results_dir}")
+            f"idle-timeout={s.idle_timeout}s max-churn={s.max_churn if s.max_churn is not None else 'off'} "
+            f"results-dir={s.results_dir}")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -85,6 +85,14 @@ def _churn(run: Run, result: ExperimentResult, last_time_wait: int) -> None:
     )
 
 
+def churn_gate(settings: Settings, figures: dict) -> list[Check]:
+    """The optional second gate: new connections per request at most ``--max-churn``."""
+    if settings.max_churn is None:
+        return []
+    return [check_at_most("churn", figures["new_connections_per_request"], settings.max_churn,
+                          "new connections per request")]
+
+
 def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: Progress, expect: str | None) -> None:
     schedule = make_schedule(settings.cycles, settings.period, settings.extra_max, settings.seed)
     result.schedule = schedule.as_dict()
@@ -130,11 +138,11 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
         checks.append(check_bounded("in flight + idle cap",
                                     ((s.t, s.established, s.in_flight_peak) for s in run.recorder.samples), cap))
         checks.append(check_at_most("idle cap once idle", max(residuals), cap, "most ESTABLISHED after a round"))
-    result.verdict = combine(expect, trend, checks)
     result.sockets_left = [(s.local_port, s.state) for s in snap.sockets]
     result.figures["residuals"] = residuals
     result.figures["max_established"] = max((s.established for s in run.recorder.samples), default=0)
     _churn(run, result, snap.time_wait)
+    result.verdict = combine(expect, trend, checks + churn_gate(settings, result.figures))
 
 
 def persistent_connections(run: Run, settings: Settings, result: ExperimentResult, progress: Progress,

@@ -122,7 +122,7 @@ def check_equals(name: str, measured: int, expected: int, tolerance: int, what: 
     return Check(name, ok, f"{what}: {measured}, expected {expected} (tolerance {tolerance})")
 
 
-def check_at_most(name: str, measured: int, limit: int, what: str) -> Check:
+def check_at_most(name: str, measured: float, limit: float, what: str) -> Check:
     return Check(name, measured <= limit, f"{what}: {measured}, limit {limit}")
 
 
