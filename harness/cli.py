@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import scenarios
 from .clients import VARIANTS, TargetError, expectation, resolve
+from .command import fill, measure_command
 from .experiment import ExperimentError, ExperimentResult
 from .options import (
     OPTIONS,
@@ -33,7 +34,7 @@ from .options import (
 from .report import comparison, plain, write_summary
 from .results import write_json
 from .server_process import ServerError, ServerProcess
-from .verdict import GROWTH, PLATEAU
+from .verdict import GROWTH, PLATEAU, format_sockets
 
 COMPARE_PLAN = (
     ("persistent_connections", "persistent connections"),
@@ -61,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="faulty and fixed side by side; prints the measured comparison table")
     _add_experiment_options(compare)
     run = sub.add_parser("run", help="judge one client: growth (a leak) or plateau")
-    run.add_argument("target", metavar="TARGET",
+    run.add_argument("target", metavar="TARGET", nargs="?",
                      help="a catalog name (see list), or package.module:function (one request to the URL given)")
+    run.add_argument("--cmd", metavar="COMMAND",
+                     help="judge a command instead, in any language: a shell command whose {url}, {host} and {port} "
+                          "are filled in; it runs until it ends or --duration runs out")
     run.add_argument("--expect", choices=(GROWTH, PLATEAU), help="exit 1 unless the verdict is this")
     run.add_argument("--json", metavar="FILE", help="also write the result JSON to FILE")
     _add_experiment_options(run)
@@ -110,10 +114,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    resolve(args.target, settings.delay, settings.idle_timeout)  # fail fast on a bad target, before a server starts
+    if (args.target is None) == (args.cmd is None):
+        raise UsageError("run needs a TARGET or --cmd COMMAND (one of them)")
     json_path = Path(args.json) if args.json else None
     if json_path is not None and json_path.is_dir():
         raise UsageError(f"--json {args.json}: is a directory")
+    if args.cmd is not None:
+        return _run_command(args, settings, json_path)
+    client = resolve(args.target, settings.delay, settings.idle_timeout)  # fail fast, before a server starts
+    (getattr(client, "close", None) or (lambda: None))()
     _say(f"running {args.target}: rounds of {settings.cycles} cycles, server delay {settings.delay} s")
     result = _measure("tcp_count", args.target, settings, args.expect, lambda line: _say(f"  {line}"))
     if json_path is not None:
@@ -135,8 +144,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not verdict.passed:
         _say(f"FAILED: {verdict.summary}")
         if result.sockets_left:
-            from .verdict import format_sockets
             _say("sockets to the server after the last round:")
+            _say(format_sockets(result.sockets_left))
+    _say(f"results: {settings.results_path / result.name}.json")
+    return 0 if verdict.passed else 1
+
+
+def _run_command(args: argparse.Namespace, settings: Settings, json_path: Path | None) -> int:
+    fill(args.cmd, "http://127.0.0.1:1/", "127.0.0.1", 1)  # fail fast on a bad command, before a server starts
+    _say(f"running command for at most {settings.duration} s, server delay {settings.delay} s: {args.cmd}")
+    with ServerProcess(delay=settings.delay) as server:
+        result = measure_command(args.cmd, settings, server, expect=args.expect, progress=lambda ln: _say(f"  {ln}"))
+    if json_path is not None:
+        write_json(json_path, result.as_dict())
+    verdict, f = result.verdict, result.figures
+    assert verdict is not None and verdict.trend is not None
+    ended = "stopped by the harness" if f["stopped_by_harness"] else "ended by itself"
+    _say(f"verdict: {verdict.trend.verdict}  ({verdict.trend.reason})")
+    _say(f"  command {ended} after {f['ran_s']:.1f} s, exit status {f['exit_status']}; "
+         f"{f['requests']} requests ({f['requests_per_s']:.1f}/s), at most {f['peak_held']} sockets held")
+    _say(f"  churn: {f['new_connections_per_request']:.2f} new connections per request, "
+         f"{f['time_wait_per_s']:.1f} TIME_WAIT per second")
+    if f["exit_status"] not in (0, None) and not f["stopped_by_harness"] and f["stderr_tail"]:
+        _say("  the command failed; its stderr ends:")
+        _say("\n".join("    " + line for line in f["stderr_tail"].splitlines()))
+    for check in verdict.checks:
+        _say(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
+    if not verdict.passed:
+        _say(f"FAILED: {verdict.summary}")
+        if result.sockets_left:
+            _say("sockets to the server at the end:")
             _say(format_sockets(result.sockets_left))
     _say(f"results: {settings.results_path / result.name}.json")
     return 0 if verdict.passed else 1

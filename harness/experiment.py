@@ -159,7 +159,7 @@ class Run:
     def server_delta(self) -> dict:
         """Counters gained on the server since entering, the harness's /stats calls left out."""
         after = self.server.stats()
-        delta = {k: after[k] - self.stats_before.get(k, 0) for k in after if k not in ("open_connections", "active_requests")}
+        delta = {k: after[k] - self.stats_before.get(k, 0) for k in after if k not in ("open_connections", "active_requests", "peak_active_requests")}
         # each /stats call opens one connection of its own; only the closing call is inside the delta
         delta["connections_accepted"] -= delta.get("stats_requests", 0)
         return delta

@@ -140,6 +140,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_rounds", positive_int, 6, "most rounds run when the trend is not clear yet"),
     Option("sample_interval", positive_float, 0.05, "seconds between two background socket samples"),
     Option("idle_timeout", positive_float, 0.5, "the fixed client's idle timeout, in seconds"),
+    Option("duration", positive_float, 10.0, "seconds a --cmd command may run before it is stopped "
+           "(SIGTERM, then SIGKILL); one that ends sooner ends the experiment"),
     Option("max_churn", fraction_or_off, None, "fail when new connections per request exceed this fraction "
            "(0..1), e.g. 0.5; off by default: churn alone is not a leak"),
     Option("results_dir", directory, "results", "directory the results (JSON, CSV, summary) are written to"),
@@ -160,6 +162,7 @@ class Settings:
     max_rounds: int = 6
     sample_interval: float = 0.05
     idle_timeout: float = 0.5
+    duration: float = 10.0
     max_churn: float | None = None
     results_dir: str = "results"
 

@@ -56,6 +56,7 @@ class ServerStats:
 
     open_connections: int = 0
     active_requests: int = 0
+    peak_active_requests: int = 0  # the most requests ever waiting for their answer at once
     requests_served: int = 0
     hung_up_early: int = 0
     connections_accepted: int = 0
@@ -175,7 +176,9 @@ class SlowHTTPConnection(asyncio.Protocol):
             self._respond(request, b"400 Bad Request", b"bad delay\n", b"text/plain")
             return
         reset = query.get("fail", [""])[0] == "reset"
-        self.server.stats.active_requests += 1
+        stats = self.server.stats
+        stats.active_requests += 1
+        stats.peak_active_requests = max(stats.peak_active_requests, stats.active_requests)
         self.request_started = time.monotonic()
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(delay, self._delay_over, request, reset)

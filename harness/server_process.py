@@ -80,7 +80,7 @@ class ServerProcess:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ServerError(f"server pid {self.pid} did not report its port within {deadline_s} s{self._tail()}")
+                    raise ServerError(f"server pid {self.pid} did not report its port within {deadline_s} s{self.tail()}")
                 if sel.select(timeout=min(remaining, 0.1)):
                     line = self._proc.stdout.readline()
                     if line:
@@ -90,7 +90,7 @@ class ServerProcess:
                             raise ServerError(f"server printed {line!r} instead of its JSON ready line") from None
                 if self._proc.poll() is not None:
                     self._join_stderr()
-                    raise ServerError(f"server exited with status {self._proc.returncode} before listening{self._tail()}")
+                    raise ServerError(f"server exited with status {self._proc.returncode} before listening{self.tail()}")
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -114,7 +114,7 @@ class ServerProcess:
     def stderr_text(self) -> str:
         return "\n".join(self._stderr)
 
-    def _tail(self, lines: int = 20) -> str:
+    def tail(self, lines: int = 20) -> str:
         tail = list(self._stderr)[-lines:]
         return ("; server stderr:\n" + "\n".join(tail)) if tail else ""
 

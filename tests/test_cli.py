@@ -28,9 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
         (["compare", "--extra-max", "-2"], "--extra-max: '-2' must be >= 0"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "a command is needed"),
+        (["run"], "run needs a TARGET or --cmd COMMAND"),
+        (["run", "fixed", "--cmd", "curl {url}"], "run needs a TARGET or --cmd COMMAND"),
+        (["run", "--cmd", "curl http://example.com/"], "use {url}, or {host} and {port}"),
+        (["run", "--cmd", "curl {url}", "--duration", "0"], "--duration: '0' must be > 0"),
+        (["run", "fixed", "--max-churn", "1.5"], "--max-churn: '1.5' must be a fraction of requests, 0..1"),
     ],
     ids=["variant", "module", "function", "not-callable", "cycles", "delay", "period", "expect", "extra-max",
-         "command", "no-command"],
+         "command", "no-command", "run-nothing", "run-both", "cmd-no-placeholder", "duration", "max-churn"],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, needle, capsys):
     assert main(argv) == 2
@@ -96,3 +101,13 @@ def test_list_shows_every_catalog_variant_once(capsys):
         assert len(mine) == 1 and variant.summary in mine[0], lines
         client = resolve(variant.name)  # every name listed is one that run accepts
         (getattr(client, "close", None) or (lambda: None))()
+
+
+def test_command_that_never_reaches_the_server_exits_3_with_its_stderr(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "harness", "run", "--cmd", "echo no such host >&2; exit 7 # {url}",
+                           "--results-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "made no request to the server" in done.stderr and "exit status 7" in done.stderr
+    assert "no such host" in done.stderr
+    saved = json.loads((tmp_path / "command.json").read_text())
+    assert saved["complete"] is False and "made no request" in saved["error"]

@@ -1,22 +1,8 @@
 """Real clients no one here wrote reuse their connections and see no failure."""
-import os
 import re
-import shutil
 import subprocess
 
-import pytest
-
-REQUIRED = os.environ.get("HARNESS_REQUIRE_TOOLS") == "1"  # set by .ci/run, which installs the tools
-
-
-def tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (apt-get install {package})"
-        if REQUIRED:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+from tests.tools import tool
 
 
 def client_connections(server) -> int:

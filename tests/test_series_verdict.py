@@ -1,0 +1,80 @@
+"""The time-series verdict for commands: Theil–Sen and the window floors."""
+import random
+
+import pytest
+
+from harness.command import fill
+from harness.options import UsageError
+from harness.series_verdict import GROWTH, PLATEAU, UNDECIDED, judge_series, theil_sen
+
+TIMES = [i * 0.05 for i in range(200)]  # 10 s at the default sample interval
+
+
+def noisy(values, spread=4, seed=1):
+    """Held sockets = what is kept + 0..spread requests in flight at that moment."""
+    rng = random.Random(seed)
+    return [v + rng.randint(0, spread) for v in values]
+
+
+def test_theil_sen_ignores_outliers():
+    xs = list(range(20))
+    ys = [2 * x + 1 for x in xs]
+    ys[5], ys[15] = 100, -100  # two wild points move least squares, not the median slope
+    fit = theil_sen(xs, ys)
+    assert fit.slope == 2 and fit.low <= 2 <= fit.high
+
+
+def test_theil_sen_bounds_contain_zero_for_flat_noise():
+    fit = theil_sen(TIMES, noisy([10] * len(TIMES)))
+    assert fit.low <= 0 <= fit.high
+
+
+def test_steady_leak_is_growth():
+    trend = judge_series(TIMES, noisy([int(t * 3) for t in TIMES]), [4] * len(TIMES))
+    assert trend.verdict == GROWTH, trend.reason
+
+
+def test_slow_leak_one_socket_per_window_is_growth():
+    # 10 s, 7.5 s judged in windows of 1.5 s: one socket a second is ~1.5 a window
+    trend = judge_series(TIMES, noisy([int(t) for t in TIMES], spread=1), [1] * len(TIMES))
+    assert trend.verdict == GROWTH, trend.reason
+
+
+def test_steady_pool_is_plateau():
+    trend = judge_series(TIMES, noisy([20] * len(TIMES)), [24] * len(TIMES))
+    assert trend.verdict == PLATEAU, trend.reason
+
+
+def test_pool_that_follows_its_peak_in_flight_is_plateau():
+    # a pool keeps what its busiest moment needed; record bursts lift both together
+    peaks = [16 + int(t / 2) for t in TIMES]
+    trend = judge_series(TIMES, peaks, peaks)
+    assert trend.verdict == PLATEAU, trend.reason
+    assert judge_series(TIMES, peaks).verdict == GROWTH  # without the peaks the same floors would look like a leak
+
+
+def test_leak_below_its_peak_in_flight_is_not_growth_yet():
+    # rising by 5 but still under the 40 ever in flight: a pool could hold that much
+    trend = judge_series(TIMES, [10 + int(t / 2) for t in TIMES], [40] * len(TIMES))
+    assert trend.verdict != GROWTH, trend.reason
+
+
+def test_rise_that_stopped_is_plateau():
+    held = [10 if t < 4 else 16 for t in TIMES]  # one step up, then flat for two windows and more
+    assert judge_series(TIMES, held).verdict == PLATEAU
+
+
+def test_too_few_samples_is_undecided():
+    trend = judge_series(TIMES[:10], [1] * 10)
+    assert trend.verdict == UNDECIDED and "too few samples" in trend.reason
+
+
+def test_fill_replaces_only_its_placeholders():
+    filled = fill("for i in ${x}; do curl {url}?n=$i {host}:{port}; done", "http://h:1/", "h", 1)
+    assert filled == "for i in ${x}; do curl http://h:1/?n=$i h:1; done"
+
+
+@pytest.mark.parametrize("command, needle", [("echo hi", "use {url}"), ("  ", "an empty command")])
+def test_fill_rejects_a_command_that_cannot_reach_the_server(command, needle):
+    with pytest.raises(UsageError, match=needle.replace("{", r"\{").replace("}", r"\}")):
+        fill(command, "http://h:1/", "h", 1)
