@@ -1,8 +1,7 @@
 import psutil
 import pytest
 
-pytest_plugins = ["harness.pytest_plugin"]
-
+# harness.pytest_plugin is loaded through its pytest11 entry point (pip install -e .)
 
 @pytest.fixture(scope="session", autouse=True)
 def _nothing_left_running():

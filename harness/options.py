@@ -7,6 +7,7 @@ ini (pytest only), then environment, then the default.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -199,6 +200,21 @@ def settings_from(values: Mapping[str, Any], environ: Mapping[str, str] | None =
         except OptionError as exc:
             raise OptionError(f"{source}: {exc}") from None
     return Settings(**chosen)
+
+
+def override(settings: Settings, **values: Any) -> Settings:
+    """``settings`` with some options replaced, each validated as if given on the
+    command line (``cycles=20``, ``max_churn=0.5``); raises OptionError."""
+    unknown = sorted(set(values) - set(BY_NAME))
+    if unknown:
+        raise OptionError(f"unknown option {unknown[0]!r}; options are: {', '.join(BY_NAME)}")
+    chosen = {}
+    for name, value in values.items():
+        try:
+            chosen[name] = None if value is None else BY_NAME[name].parse(str(value))
+        except OptionError as exc:
+            raise OptionError(f"{name}={value!r}: {exc}") from None
+    return dataclasses.replace(settings, **chosen)
 
 
 assert {f.name for f in fields(Settings)} == set(BY_NAME), "Settings and OPTIONS must list the same names"

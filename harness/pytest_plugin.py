@@ -1,7 +1,9 @@
-"""The pytest side of the harness: options, markers, header and fixtures only.
+"""The pytest plugin (entry point ``pytest11``): options, markers, header and
+fixtures only.
 
-Options live in one group; each help text is also its ini key's help; a
-``LEAK_*`` environment variable is the fallback. The logic is in the library.
+Installing the package registers it in every pytest run. Options live in one
+group; each help text is also its ini key's help; a ``LEAK_*`` environment
+variable is the fallback. The logic is in the library (``harness.check``).
 """
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from .check import check
 from .experiment import ExperimentResult
-from .options import OPTIONS, OptionError, Settings, settings_from
+from .options import OPTIONS, OptionError, Settings, override, settings_from
 from .report import write_summary
 from .server_process import ServerProcess
 
@@ -114,3 +117,42 @@ def record_experiment(pytestconfig: pytest.Config) -> Callable[[ExperimentResult
         return result
 
     return record
+
+
+@pytest.fixture
+def leak_check(request: pytest.FixtureRequest, leak_settings: Settings,
+               record_experiment: Callable[[ExperimentResult], ExperimentResult]) -> Callable[..., ExperimentResult]:
+    """``leak_check(target=None, expect="plateau", *, cmd=None, name=None, **options)``
+
+    Runs one experiment on a fresh slow server: ``target`` is a function that
+    makes one request to the URL it is given (``async def`` too), a catalog name
+    or ``module:function``; or ``cmd="..."`` a shell command using ``{url}``.
+    ``options`` are the harness's own (``cycles=20``, ``delay=0.5``,
+    ``duration=8``, ``max_churn=0.5``, ...), over the session's settings.
+    Returns the result (verdict, figures, samples) and writes it to the results
+    directory; fails the test, listing the sockets left, when the verdict is not
+    ``expect`` (``None``: never fails on the verdict).
+    """
+    calls = 0
+
+    def run(target=None, expect: str | None = "plateau", *, cmd: str | None = None, name: str | None = None,
+            **options) -> ExperimentResult:
+        nonlocal calls
+        calls += 1
+        try:
+            settings = override(leak_settings, **options)
+        except OptionError as exc:
+            pytest.fail(f"leak_check: {exc}", pytrace=False)
+        if (target is None) == (cmd is None):
+            pytest.fail("leak_check: give a target (a request function or name) or cmd=..., not both or neither",
+                        pytrace=False)
+        label = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
+        servers = request.node.stash.setdefault(SERVERS_KEY, [])
+        result = record_experiment(check(target, cmd=cmd, expect=expect, settings=settings,
+                                         name=name or (label if calls == 1 else f"{label}-{calls}"),
+                                         on_server=servers.append))
+        if not result.passed:
+            pytest.fail(result.explain(), pytrace=False)
+        return result
+
+    return run

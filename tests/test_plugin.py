@@ -1,0 +1,98 @@
+"""The pytest plugin in a user's own project: a fresh folder with no conftest,
+where only the installed package's pytest11 entry point can provide ``leak_check``."""
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+USER_TESTS = '''
+import sys
+import requests
+
+_kept = []
+_shared = requests.Session()
+
+
+def leaky(url):
+    session = requests.Session()
+    _kept.append(session)
+    return session.get(url).status_code
+
+
+def healthy(url):
+    return _shared.get(url, timeout=10).status_code
+
+
+def test_healthy_client(leak_check):
+    result = leak_check(healthy)
+    assert result.verdict.trend.verdict == "plateau"
+
+
+def test_leaky_client_caught(leak_check):
+    result = leak_check(leaky, expect="growth", cycles=8)
+    assert result.figures["residuals"][-1] > result.figures["residuals"][0]
+
+
+def test_leaky_client_gated(leak_check):
+    leak_check(leaky)
+
+
+def test_catalog_name(leak_check):
+    leak_check("httpx-fixed")
+
+
+def test_command(leak_check):
+    result = leak_check(cmd=sys.executable + " -c \\"import urllib.request; "
+                            "[urllib.request.urlopen('{url}').read() for _ in range(15)]\\"")
+    assert result.figures["requests"] == 15 and not result.figures["stopped_by_harness"]
+
+
+def test_bad_option(leak_check):
+    leak_check(healthy, cycles=0)
+'''
+EXPECTED = {  # test name: passed?
+    "test_healthy_client": True,
+    "test_leaky_client_caught": True,
+    "test_leaky_client_gated": False,
+    "test_catalog_name": True,
+    "test_command": True,
+    "test_bad_option": False,
+}
+
+
+@pytest.fixture(scope="module")
+def user_run(tmp_path_factory):
+    project = tmp_path_factory.mktemp("user_project")
+    (project / "test_my_client.py").write_text(USER_TESTS)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--junitxml=junit.xml",
+                           "-o", "junit_family=xunit1"], cwd=project, capture_output=True, text=True, timeout=180)
+    cases = {case.get("name"): case for case in ET.parse(project / "junit.xml").getroot().iter("testcase")}
+    return project, done, cases
+
+
+def test_every_user_test_has_the_outcome_it_should(user_run):
+    _, done, cases = user_run
+    outcomes = {name: case.find("failure") is None and case.find("error") is None for name, case in cases.items()}
+    assert outcomes == EXPECTED, done.stdout[-4000:]
+    assert "leak harness: delay=0.2s" in done.stdout  # the plugin's header: loaded without any conftest
+
+
+def test_failure_message_lists_the_sockets(user_run):
+    _, done, cases = user_run
+    message = cases["test_leaky_client_gated"].find("failure").get("message")
+    assert "expected plateau, measured growth" in message
+    assert message.count("ESTABLISHED") >= 5  # growth ends >= 5 held sockets above the peak in flight, each listed
+
+
+def test_bad_option_is_one_clear_line(user_run):
+    _, _, cases = user_run
+    failure = cases["test_bad_option"].find("failure")
+    assert failure.get("message") == "Failed: leak_check: cycles=0: '0' must be >= 1"
+
+
+def test_results_are_written_in_the_user_project(user_run):
+    project, _, _ = user_run
+    for name in ("test_healthy_client", "test_leaky_client_gated", "test_command"):
+        assert (project / "results" / f"{name}.json").is_file(), sorted(p.name for p in project.glob("results/*"))
+    assert (project / "results" / "summary.md").is_file()
