@@ -6,9 +6,10 @@ flight (``InFlight``), which is what lets a verdict tell a pool from a leak.
 from __future__ import annotations
 
 import collections
+import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .schedule import Schedule
 
@@ -70,11 +71,16 @@ class InFlight:
 
 
 class Driver:
-    """Runs schedules of requests to ``url`` with a client's request function."""
+    """Runs schedules of requests to ``url`` with a client's request function.
 
-    def __init__(self, request: RequestFn, url: str, tracker: InFlight, stop: threading.Event) -> None:
+    Given several URLs, requests that name none go to each in turn.
+    """
+
+    def __init__(self, request: RequestFn, url: str | Sequence[str], tracker: InFlight, stop: threading.Event) -> None:
         self.request = request
-        self.url = url
+        self.urls = [url] if isinstance(url, str) else list(url)
+        self.url = self.urls[0]
+        self._next_url = itertools.cycle(self.urls)
         self.tracker = tracker
         self.stop = stop
         self.round = 0
@@ -86,7 +92,7 @@ class Driver:
     def fire(self, url: str | None = None) -> threading.Thread:
         """Start one request in its own thread; it counts as in flight at once."""
         self.tracker.begin()
-        thread = threading.Thread(target=self._one, args=(url or self.url,), daemon=True)
+        thread = threading.Thread(target=self._one, args=(url or next(self._next_url),), daemon=True)
         try:
             thread.start()
         except BaseException as exc:

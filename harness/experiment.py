@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .driver import Driver, InFlight
-from .sampler import Sample, SeriesRecorder, Snapshot, SocketCounter
+from .sampler import HostsCounter, Sample, SeriesRecorder, Snapshot, SocketCounter
 from .server_process import ServerProcess
 from .verdict import Verdict
 
@@ -44,6 +44,7 @@ class ExperimentResult:
     duration_s: float = 0.0
     server_stderr: str = ""
     server: dict = field(default_factory=dict)
+    hosts: list[str] = field(default_factory=list)  # HOST:PORT of each server, when there are several
 
     @property
     def passed(self) -> bool:
@@ -81,6 +82,7 @@ class ExperimentResult:
             "rounds": self.rounds,
             "sockets_left": [{"local_port": p, "state": s} for p, s in self.sockets_left],
             "server": self.server,
+            "hosts": self.hosts,
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 3),
             "samples": [s.as_dict() for s in self.samples],
@@ -94,19 +96,27 @@ class Run:
     sampling; leaving stops sampling and closes the client (if it can be closed).
     """
 
-    def __init__(self, request: Callable[[str], object], server: ServerProcess, sample_interval: float) -> None:
+    def __init__(self, request: Callable[[str], object], servers: ServerProcess | Sequence[ServerProcess],
+                 sample_interval: float) -> None:
+        self.servers = [servers] if isinstance(servers, ServerProcess) else list(servers)
+        self.server = self.servers[0]
         self.client = request
-        self.server = server
         self.tracker = InFlight()
         self.stop_event = threading.Event()
-        self.driver = Driver(request, server.url, self.tracker, self.stop_event)
-        self.counter = SocketCounter(server.host, server.port, server.own_ports)
+        # with several servers, the schedule's requests go to each in turn
+        self.driver = Driver(request, [s.url for s in self.servers], self.tracker, self.stop_event)
+        counters = [SocketCounter(s.host, s.port, s.own_ports) for s in self.servers]
+        self.counter: SocketCounter | HostsCounter = counters[0] if len(counters) == 1 else HostsCounter(counters)
         self.recorder = SeriesRecorder(self.counter, sample_interval, self.tracker.window, self.driver.position)
-        self.stats_before: dict = {}
+        self.stats_before: list[dict] = []
+
+    @property
+    def hosts(self) -> list[str]:
+        return [f"{s.host}:{s.port}" for s in self.servers] if len(self.servers) > 1 else []
 
     def __enter__(self) -> Run:
         self.counter.ignore_existing_time_wait()
-        self.stats_before = self.server.stats()
+        self.stats_before = [s.stats() for s in self.servers]
         self.recorder.start()
         return self
 
@@ -124,7 +134,7 @@ class Run:
         if not self.tracker.wait_idle(deadline_s):
             raise ExperimentError(
                 f"{self.tracker.current} requests still in flight {deadline_s:.1f} s after they were due; "
-                f"is the server alive? ({'yes' if self.server.alive() else 'no'})"
+                f"is the server alive? ({'yes' if all(s.alive() for s in self.servers) else 'no'})"
             )
 
     def settle(self, label: str) -> tuple[Sample, Snapshot]:
@@ -158,8 +168,12 @@ class Run:
 
     def server_delta(self) -> dict:
         """Counters gained on the server since entering, the harness's /stats calls left out."""
-        after = self.server.stats()
-        delta = {k: after[k] - self.stats_before.get(k, 0) for k in after if k not in ("open_connections", "active_requests", "peak_active_requests")}
+        delta: dict = {}
+        for server, before in zip(self.servers, self.stats_before):
+            after = server.stats()
+            for k in after:
+                if k not in ("open_connections", "active_requests", "peak_active_requests"):
+                    delta[k] = delta.get(k, 0) + after[k] - before.get(k, 0)
         # each /stats call opens one connection of its own; only the closing call is inside the delta
         delta["connections_accepted"] -= delta.get("stats_requests", 0)
         return delta

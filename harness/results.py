@@ -11,7 +11,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,12 +42,16 @@ def atomic_write(path: Path, text: str) -> Path:
     return path
 
 
-def samples_csv(samples: Iterable[Sample]) -> str:
+def samples_csv(samples: Iterable[Sample], hosts: Sequence[str] = ()) -> str:
+    """One row per sample; with several servers, ``held_by_host`` becomes one
+    ``held@HOST:PORT`` column per server."""
+    columns = [c for c in SAMPLE_COLUMNS if c != "held_by_host"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SAMPLE_COLUMNS)
+    writer.writerow(columns + [f"held@{host}" for host in hosts])
     for sample in samples:
-        writer.writerow([getattr(sample, c) for c in SAMPLE_COLUMNS])
+        per_host = list(sample.held_by_host) if hosts else []
+        writer.writerow([getattr(sample, c) for c in columns] + per_host)
     return out.getvalue()
 
 
@@ -55,7 +59,7 @@ def write_result(result: ExperimentResult, results_dir: Path) -> tuple[Path, Pat
     """Write ``NAME.json`` and ``NAME.csv``; returns their paths."""
     base = Path(results_dir)
     json_path = atomic_write(base / f"{result.name}.json", json.dumps(result.as_dict(), indent=1) + "\n")
-    csv_path = atomic_write(base / f"{result.name}.csv", samples_csv(result.samples))
+    csv_path = atomic_write(base / f"{result.name}.csv", samples_csv(result.samples, result.hosts))
     return json_path, csv_path
 
 

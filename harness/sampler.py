@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import psutil
@@ -77,12 +77,14 @@ class SocketCounter:
         }
         return len(self._stale_time_wait)
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, connections: Iterable | None = None) -> Snapshot:
+        """Count now; or count in ``connections``, one ``psutil.net_connections``
+        result shared by several counters (one scan for several servers)."""
         counts = {ESTABLISHED: 0, TIME_WAIT: 0, CLOSE_WAIT: 0}
         other = 0
         server_side = 0
         sockets: list[ClientSocket] = []
-        for conn in psutil.net_connections(kind="tcp"):
+        for conn in psutil.net_connections(kind="tcp") if connections is None else connections:
             laddr, raddr = conn.laddr, conn.raddr
             if not raddr:
                 continue
@@ -103,6 +105,36 @@ class SocketCounter:
         return Snapshot(counts[ESTABLISHED], counts[TIME_WAIT], counts[CLOSE_WAIT], other, server_side, tuple(sockets))
 
 
+class HostsCounter:
+    """Several SocketCounters (one per server) counted from one scan.
+
+    ``snapshot()`` returns the sums, as one SocketCounter would; ``last_by_host``
+    holds each server's own Snapshot from the same scan, in the counters' order.
+    """
+
+    def __init__(self, counters: Sequence[SocketCounter]) -> None:
+        self.counters = list(counters)
+        self.last_by_host: tuple[Snapshot, ...] = ()
+
+    @property
+    def hosts(self) -> list[str]:
+        return [f"{c.host}:{c.port}" for c in self.counters]
+
+    def ignore_existing_time_wait(self) -> int:
+        return sum(c.ignore_existing_time_wait() for c in self.counters)
+
+    def snapshot(self) -> Snapshot:
+        connections = psutil.net_connections(kind="tcp")
+        by_host = tuple(c.snapshot(connections) for c in self.counters)
+        self.last_by_host = by_host
+        return Snapshot(
+            established=sum(s.established for s in by_host), time_wait=sum(s.time_wait for s in by_host),
+            close_wait=sum(s.close_wait for s in by_host), other=sum(s.other for s in by_host),
+            server_established=sum(s.server_established for s in by_host),
+            sockets=tuple(sock for s in by_host for sock in s.sockets),
+        )
+
+
 @dataclass(frozen=True)
 class Sample:
     """One row of the time series. ``t`` in seconds since the recorder started."""
@@ -118,6 +150,7 @@ class Sample:
     other: int
     server_established: int
     label: str = ""
+    held_by_host: tuple[int, ...] = ()  # ESTABLISHED + CLOSE_WAIT per server, when there are several
 
     @property
     def held(self) -> int:
@@ -142,7 +175,7 @@ class SeriesRecorder:
 
     def __init__(
         self,
-        counter: SocketCounter,
+        counter: SocketCounter | HostsCounter,
         interval: float,
         in_flight_window: Callable[[], tuple[int, int]],
         position: Callable[[], tuple[int, int]] = lambda: (0, 0),
@@ -194,6 +227,7 @@ class SeriesRecorder:
                 in_flight=current, in_flight_peak=peak,
                 established=snap.established, time_wait=snap.time_wait, close_wait=snap.close_wait,
                 other=snap.other, server_established=snap.server_established, label=label,
+                held_by_host=tuple(s.established + s.close_wait for s in getattr(self.counter, "last_by_host", ())),
             )
             self.samples.append(sample)
             self.last = snap

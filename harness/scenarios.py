@@ -115,7 +115,8 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
         peaks.append(run.tracker.peak)
         result.rounds.append({"round": rnd, "requests": schedule.requests, "residual": sample.held,
                               "established": sample.established, "close_wait": sample.close_wait,
-                              "time_wait": sample.time_wait, "peak_in_flight": run.tracker.peak})
+                              "time_wait": sample.time_wait, "peak_in_flight": run.tracker.peak,
+                              **({"residual_by_host": dict(zip(run.hosts, sample.held_by_host))} if run.hosts else {})})
         held = f"{sample.held} sockets kept" + (f", {sample.close_wait} of them in CLOSE_WAIT" if sample.close_wait else "")
         progress(f"round {rnd}: {schedule.requests} requests, {held} (peak {run.tracker.peak} in flight)")
         if rnd >= settings.rounds:
@@ -132,7 +133,7 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
         checks.append(check_equals("keeps every socket", snap.established, run.tracker.started, 0,
                                    "ESTABLISHED after the last round vs requests sent"))
     if isinstance(run.client, FixedClient):
-        cap = run.client.idle_cap_per_host
+        cap = run.client.idle_cap(len(run.servers))
         # allowance = the idle cap exactly: the in-flight peak covers the whole scan and a
         # connection counts as in flight from before it opens until after it is pooled or closed
         checks.append(check_bounded("in flight + idle cap",
@@ -142,7 +143,34 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
     result.figures["residuals"] = residuals
     result.figures["max_established"] = max((s.established for s in run.recorder.samples), default=0)
     _churn(run, result, snap.time_wait)
+    if run.hosts:
+        checks += _per_host_checks(run, result, schedule.requests, peaks)
     result.verdict = combine(expect, trend, checks + churn_gate(settings, result.figures))
+
+
+def _per_host_checks(run: Run, result: ExperimentResult, requests_per_round: int, peaks: list[int]) -> list[Check]:
+    """Every host judged on its own; the fixed client's caps checked per host and in total."""
+    by_host = {host: [r["residual_by_host"][host] for r in result.rounds] for host in run.hosts}
+    share = max(1, requests_per_round // len(run.hosts))
+    # final=True: the rounds are over; the peak in flight is the whole client's, an upper bound for each host
+    trends = {host: judge_trend(residuals, peaks, share, final=True) for host, residuals in by_host.items()}
+    result.figures["residuals_by_host"] = by_host
+    result.figures["verdict_by_host"] = {host: t.verdict for host, t in trends.items()}
+    checks: list[Check] = []
+    expected = GROWTH if isinstance(run.client, FaultyClient) else PLATEAU if isinstance(run.client, FixedClient) else None
+    if expected is not None:
+        wrong = {h: f"{t.verdict} ({' -> '.join(map(str, by_host[h]))})" for h, t in trends.items() if t.verdict != expected}
+        checks.append(Check(f"{expected} on every host", not wrong,
+                            f"hosts judged otherwise: {wrong}" if wrong else
+                            "; ".join(f"{h}: {' -> '.join(map(str, r))}" for h, r in by_host.items())))
+    if isinstance(run.client, FixedClient):
+        cap_host, cap_total = run.client.settings.max_idle_per_host, run.client.settings.max_idle_total
+        most_host = max(max(r) for r in by_host.values())
+        most_total = max(r["residual"] for r in result.rounds)
+        # tolerance 0: after a round nothing is in flight, so what is open is idle and the caps bind exactly
+        checks.append(check_at_most("idle per host", most_host, cap_host, "most idle on one host after a round"))
+        checks.append(check_at_most("idle in total", most_total, cap_total, "most idle on all hosts after a round"))
+    return checks
 
 
 def persistent_connections(run: Run, settings: Settings, result: ExperimentResult, progress: Progress,
@@ -272,7 +300,7 @@ def measure(
     scenario: str,
     target: str | Callable[[str], object],
     settings: Settings,
-    server: ServerProcess,
+    server: ServerProcess | list[ServerProcess],
     *,
     expect: str | None = None,
     progress: Progress = lambda line: None,
@@ -281,14 +309,21 @@ def measure(
 ) -> ExperimentResult:
     """Run one scenario on ``target`` against ``server``; write and return the result.
 
-    Results are written even when the run is interrupted, marked incomplete.
+    Given several servers (``tcp_count`` only), the schedule's requests go to
+    each in turn and every host is counted and judged on its own too. Results
+    are written even when the run is interrupted, marked incomplete.
     """
+    servers = server if isinstance(server, list) else [server]
+    server = servers[0]
+    if len(servers) > 1 and scenario != "tcp_count":
+        raise ExperimentError(f"{scenario} runs against one server; only tcp_count takes several")
     client = resolve(target, settings.delay, settings.idle_timeout)
     result = ExperimentResult(name=name or f"{scenario}-{target_label(target)}", scenario=scenario, target=target_name(target),
                               settings=settings.as_dict(),
                               server={"host": server.host, "port": server.port, "pid": server.pid})
     started = time.monotonic()
-    run = Run(client, server, settings.sample_interval)
+    run = Run(client, servers, settings.sample_interval)
+    result.hosts = run.hosts
     try:
         with run:
             SCENARIOS[scenario](run, settings, result, progress, expect, **kwargs)
@@ -302,7 +337,7 @@ def measure(
             run.close_client()
         finally:
             result.duration_s = time.monotonic() - started
-            result.server_stderr = server.stderr_text()
+            result.server_stderr = "\n".join(s.stderr_text() for s in servers)
             write_result(result, settings.results_path)
     return result
 

@@ -32,5 +32,13 @@ def test_samples_csv_has_a_header_and_a_row_per_sample():
     sample = Sample(t=0.5, round=1, cycle=2, in_flight=3, in_flight_peak=4, established=5, time_wait=6,
                     close_wait=0, other=0, server_established=5)
     lines = samples_csv([sample, sample]).splitlines()
-    assert lines[0].split(",") == SAMPLE_COLUMNS
+    assert lines[0].split(",") == [c for c in SAMPLE_COLUMNS if c != "held_by_host"]
     assert lines[1].startswith("0.5,1,2,3,4,5,6") and len(lines) == 3
+
+
+def test_samples_csv_has_a_column_per_host():
+    sample = Sample(t=0.5, round=1, cycle=2, in_flight=3, in_flight_peak=4, established=5, time_wait=6,
+                    close_wait=0, other=0, server_established=5, held_by_host=(2, 3))
+    lines = samples_csv([sample], ["127.0.0.2:80", "127.0.0.3:81"]).splitlines()
+    assert lines[0].endswith(",held@127.0.0.2:80,held@127.0.0.3:81")
+    assert lines[1].endswith(",2,3")

@@ -56,7 +56,11 @@ class FixedClient:
 
     @property
     def idle_cap_per_host(self) -> int:
-        return min(self.settings.max_idle_per_host, self.settings.max_idle_total)
+        return self.idle_cap(1)
+
+    def idle_cap(self, hosts: int) -> int:
+        """The most idle connections it keeps across ``hosts`` hosts."""
+        return min(self.settings.max_idle_per_host * hosts, self.settings.max_idle_total)
 
     def __call__(self, url: str) -> int:
         try:
