@@ -31,6 +31,7 @@ from .options import (
     UsageError,
     settings_from,
 )
+from .plots import HOW_TO_GET_PLOTS, plots_available, write_plot
 from .report import comparison, plain, write_summary
 from .results import write_json
 from .server_process import ServerError, ServerProcess
@@ -109,7 +110,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _say(plain(comparison(results)))
     _say(f"{sum(r.passed for r in results)}/{len(results)} experiments passed in {time.monotonic() - started:.1f} s; "
          f"table: {md}")
+    _say(_plot(results, settings.results_path / "compare.png", "faulty and fixed, measured"))
     return 0 if all(r.passed for r in results) else 1
+
+
+def _plot(results: list[ExperimentResult], path: Path, title: str) -> str:
+    written = write_plot(results, path, title)
+    if written is not None:
+        return f"plot: {written}"
+    return f"no plot: {HOW_TO_GET_PLOTS}" if not plots_available() else "no plot: nothing was sampled"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -147,6 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             _say("sockets to the server after the last round:")
             _say(format_sockets(result.sockets_left))
     _say(f"results: {settings.results_path / result.name}.json")
+    _say(_plot([result], settings.results_path / f"{result.name}.png", result.target))
     return 0 if verdict.passed else 1
 
 
@@ -176,6 +186,7 @@ def _run_command(args: argparse.Namespace, settings: Settings, json_path: Path |
             _say("sockets to the server at the end:")
             _say(format_sockets(result.sockets_left))
     _say(f"results: {settings.results_path / result.name}.json")
+    _say(_plot([result], settings.results_path / f"{result.name}.png", result.target))
     return 0 if verdict.passed else 1
 
 

@@ -14,12 +14,14 @@ import pytest
 from .check import check
 from .experiment import ExperimentResult
 from .options import OPTIONS, OptionError, Settings, override, settings_from
+from .plots import HOW_TO_GET_PLOTS, write_plot
 from .report import write_summary
 from .server_process import ServerProcess
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 RESULTS_KEY = pytest.StashKey[list]()
 SERVERS_KEY = pytest.StashKey[list]()
+REPORT_KEY = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,7 +67,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def pytest_sessionfinish(session: pytest.Session) -> None:
     results = session.config.stash.get(RESULTS_KEY, [])
     if results:
-        write_summary(results, session.config.stash[SETTINGS_KEY].results_path)
+        results_path = session.config.stash[SETTINGS_KEY].results_path
+        md, _ = write_summary(results, results_path)
+        plot = write_plot(results, results_path / "experiments.png", "experiments of this run")
+        session.config.stash[REPORT_KEY] = [f"table {md}",
+                                            f"plot {plot}" if plot else f"no plot: {HOW_TO_GET_PLOTS}"]
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    written = config.stash.get(REPORT_KEY, None)
+    if written:
+        terminalreporter.write_line("leak harness: " + "; ".join(written))
 
 
 @pytest.fixture(scope="session")

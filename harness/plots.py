@@ -1,0 +1,116 @@
+"""Pictures of what was measured: held sockets, TIME_WAIT and requests in flight
+over time, one panel per experiment, faulty and fixed side by side on one scale.
+
+matplotlib is an optional extra (``pip install 'tcp-leak-harness[plots]'``);
+without it ``write_plot`` returns None and the caller says how to get plots.
+Cost: ~0.3 s for the first figure (importing matplotlib), ~0.1 s a panel.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .experiment import ExperimentResult
+
+HOW_TO_GET_PLOTS = "plots need matplotlib: pip install 'tcp-leak-harness[plots]' (or pip install matplotlib)"
+_VARIANT = re.compile(r"-(faulty|fixed)(?=$|-)")
+PANEL_W, PANEL_H = 5.2, 2.6  # inches per panel
+HEADER_H = 0.7  # inches above the panels for the title and the legend
+COLOURS = {"held": "#c0392b", "time_wait": "#7f8c8d", "in_flight": "#2980b9"}
+
+
+def plots_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def group_pairs(results: Sequence[ExperimentResult]) -> list[list[ExperimentResult]]:
+    """Rows of the figure: results whose names differ only in their variant
+    (``tcp_count-httpx-faulty-stream`` beside ``tcp_count-httpx-fixed``), faulty first."""
+    rows: dict[str, list[ExperimentResult]] = {}
+    for result in results:
+        match = _VARIANT.search(result.name)
+        key = result.name[:match.start()] if match else result.name
+        rows.setdefault(key, []).append(result)
+    return [sorted(row, key=lambda r: ("fixed" in r.name, r.name)) for row in rows.values()]
+
+
+def _title(result: ExperimentResult) -> tuple[str, str]:
+    verdict = result.verdict
+    word = (verdict.trend.verdict if verdict and verdict.trend else "checks") if result.complete else "incomplete"
+    ok = result.passed
+    return f"{result.name}\n{word}: {'passed' if ok else 'FAILED'}", "#1e8449" if ok else "#c0392b"
+
+
+def write_plot(results: Sequence[ExperimentResult], path: Path, title: str = "") -> Path | None:
+    """Write a PNG of ``results`` to ``path`` (atomically); None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no screen needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = group_pairs([r for r in results if r.samples])
+    if not rows:
+        return None
+    columns = max(len(row) for row in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(PANEL_W * columns, PANEL_H * len(rows) + HEADER_H),
+                             squeeze=False)
+    try:
+        for r, row in enumerate(rows):
+            top = max(max(max(s.held, s.time_wait, s.in_flight) for s in result.samples) for result in row)
+            right = max(result.samples[-1].t for result in row)
+            for c in range(columns):
+                ax = axes[r][c]
+                if c >= len(row):
+                    ax.axis("off")
+                    continue
+                _panel(ax, row[c], top, right)
+        height = PANEL_H * len(rows) + HEADER_H
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        if title:
+            fig.suptitle(title, y=1 - 0.08 / height, va="top", fontsize=11)
+        fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False, fontsize=9,
+                   bbox_to_anchor=(0.5, 1 - 0.35 / height))
+        fig.tight_layout(rect=(0, 0, 1, 1 - HEADER_H / height))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=90)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _panel(ax, result: ExperimentResult, top: int, right: float) -> None:
+    t = [s.t for s in result.samples]
+    ax.plot(t, [s.held for s in result.samples], color=COLOURS["held"], lw=1.8,
+            label="held by the client (ESTABLISHED + CLOSE_WAIT)")
+    ax.plot(t, [s.time_wait for s in result.samples], color=COLOURS["time_wait"], lw=1.2, ls="--",
+            label="TIME_WAIT (churn)")
+    ax.step(t, [s.in_flight for s in result.samples], where="post", color=COLOURS["in_flight"], lw=1, alpha=0.8,
+            label="requests in flight")
+    for s in result.samples:
+        if s.label == "round_end":
+            ax.axvline(s.t, color="#bbbbbb", lw=0.6, zorder=0)
+    text, colour = _title(result)
+    ax.set_title(text, fontsize=9, color=colour)
+    ax.set_ylim(0, max(1, top) * 1.08)  # one scale for the row: faulty and fixed compare at a glance
+    ax.set_xlim(0, right)
+    ax.set_xlabel("seconds", fontsize=8)
+    ax.set_ylabel("sockets / requests", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.25)
