@@ -115,7 +115,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _plot(results: list[ExperimentResult], path: Path, title: str) -> str:
-    written = write_plot(results, path, title)
+    try:
+        written = write_plot(results, path, title)
+    except (OSError, ValueError, RuntimeError) as exc:  # a picture is extra: never lose the verdict to it
+        return f"no plot: {type(exc).__name__}: {exc}"
     if written is not None:
         return f"plot: {written}"
     return f"no plot: {HOW_TO_GET_PLOTS}" if not plots_available() else "no plot: nothing was sampled"

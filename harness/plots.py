@@ -41,11 +41,16 @@ def group_pairs(results: Sequence[ExperimentResult]) -> list[list[ExperimentResu
     return [sorted(row, key=lambda r: ("fixed" in r.name, r.name)) for row in rows.values()]
 
 
+def _plain(text: str) -> str:
+    """Text as it is: matplotlib reads $...$ as math (a shell command has many)."""
+    return text.replace("$", r"\$")
+
+
 def _title(result: ExperimentResult) -> tuple[str, str]:
     verdict = result.verdict
     word = (verdict.trend.verdict if verdict and verdict.trend else "checks") if result.complete else "incomplete"
     ok = result.passed
-    return f"{result.name}\n{word}: {'passed' if ok else 'FAILED'}", "#1e8449" if ok else "#c0392b"
+    return _plain(f"{result.name}\n{word}: {'passed' if ok else 'FAILED'}"), "#1e8449" if ok else "#c0392b"
 
 
 def write_plot(results: Sequence[ExperimentResult], path: Path, title: str = "") -> Path | None:
@@ -76,7 +81,7 @@ def write_plot(results: Sequence[ExperimentResult], path: Path, title: str = "")
         height = PANEL_H * len(rows) + HEADER_H
         handles, labels = axes[0][0].get_legend_handles_labels()
         if title:
-            fig.suptitle(title, y=1 - 0.08 / height, va="top", fontsize=11)
+            fig.suptitle(_plain(title), y=1 - 0.08 / height, va="top", fontsize=11)
         fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False, fontsize=9,
                    bbox_to_anchor=(0.5, 1 - 0.35 / height))
         fig.tight_layout(rect=(0, 0, 1, 1 - HEADER_H / height))
@@ -103,9 +108,15 @@ def _panel(ax, result: ExperimentResult, top: int, right: float) -> None:
             label="TIME_WAIT (churn)")
     ax.step(t, [s.in_flight for s in result.samples], where="post", color=COLOURS["in_flight"], lw=1, alpha=0.8,
             label="requests in flight")
+    host_lines = []
+    for i, host in enumerate(result.hosts):  # several servers: each host's held sockets, thin
+        host_lines += ax.plot(t, [s.held_by_host[i] if len(s.held_by_host) > i else 0 for s in result.samples],
+                              lw=0.8, alpha=0.9, label=_plain(f"held on {host.rsplit(':', 1)[0]}"))
     for s in result.samples:
         if s.label == "round_end":
             ax.axvline(s.t, color="#bbbbbb", lw=0.6, zorder=0)
+    if host_lines:
+        ax.legend(handles=host_lines, fontsize=6, loc="upper left", frameon=False)
     text, colour = _title(result)
     ax.set_title(text, fontsize=9, color=colour)
     ax.set_ylim(0, max(1, top) * 1.08)  # one scale for the row: faulty and fixed compare at a glance

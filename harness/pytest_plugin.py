@@ -69,9 +69,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if results:
         results_path = session.config.stash[SETTINGS_KEY].results_path
         md, _ = write_summary(results, results_path)
-        plot = write_plot(results, results_path / "experiments.png", "experiments of this run")
-        session.config.stash[REPORT_KEY] = [f"table {md}",
-                                            f"plot {plot}" if plot else f"no plot: {HOW_TO_GET_PLOTS}"]
+        try:
+            plot = write_plot(results, results_path / "experiments.png", "experiments of this run")
+            drawn = f"plot {plot}" if plot else f"no plot: {HOW_TO_GET_PLOTS}"
+        except (OSError, ValueError, RuntimeError) as exc:  # a picture is extra: never fail a run for it
+            drawn = f"no plot: {type(exc).__name__}: {exc}"
+        session.config.stash[REPORT_KEY] = [f"table {md}", drawn]
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

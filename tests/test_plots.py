@@ -18,7 +18,7 @@ def result(name, held):
     return r
 
 
-def test_pairs_are_grouped_by_name_faulty_first():
+def test_pairs_are_grouped_by_name_leaky_variant_first():
     names = ["tcp_count-fixed", "tcp_count-faulty", "tcp_count-httpx-fixed", "tcp_count-httpx-faulty-stream",
              "command"]
     rows = group_pairs([result(n, [1, 2]) for n in names])
@@ -31,7 +31,7 @@ def test_pairs_are_grouped_by_name_faulty_first():
 
 def test_png_is_written(tmp_path):
     path = write_plot([result("tcp_count-faulty", range(40)), result("tcp_count-fixed", [2] * 40)],
-                      tmp_path / "p.png", "title")
+                      tmp_path / "p.png", "for i in $(seq 1 3); do curl $URL; done")  # $ is not math here
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
