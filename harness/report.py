@@ -45,12 +45,25 @@ def _churn_cell(result: ExperimentResult) -> str:
     return f"{f.get('new_connections_per_request', 0):.2f} new connections, {f.get('time_wait_per_request', 0):.2f} TIME_WAIT"
 
 
+SEED_TABLE_SCENARIOS = {scenario for scenario, _ in ROWS}
+
+
+def _seed_column(result: ExperimentResult) -> str | None:
+    """The seed table's column for a result of one of its scenarios on one server; None for the others."""
+    if result.scenario not in SEED_TABLE_SCENARIOS or result.hosts or "-" not in result.name:
+        return None
+    prefix, column = result.name.split("-", 1)
+    return column if prefix.startswith(result.scenario) and column in ("faulty", "fixed") else None
+
+
 def comparison(results: Sequence[ExperimentResult]) -> dict:
-    """{'columns': [...], 'rows': [{'row': ..., 'cells': {column: text}}]} from the results given."""
+    """The seed's table, for the seed's pair: {'columns': [...], 'rows': [{'row': ..., 'cells': {column: text}}]}."""
     by_key = {}
     columns: list[str] = []
     for result in results:
-        column = result.name.split("-", 1)[1] if "-" in result.name else result.target
+        column = _seed_column(result)
+        if column is None:
+            continue
         if column not in columns:
             columns.append(column)
         by_key.setdefault((result.scenario, column), result)
@@ -63,6 +76,25 @@ def comparison(results: Sequence[ExperimentResult]) -> dict:
     if churn:
         rows.append({"row": "Churn per request (not a leak)", "cells": churn})
     return {"columns": columns, "rows": rows}
+
+
+def others(results: Sequence[ExperimentResult]) -> list[dict]:
+    """One row for every result outside the seed's table (catalog, hosts, commands, users' checks)."""
+    rows = []
+    for r in results:
+        if _seed_column(r) is not None:
+            continue
+        trend = r.verdict.trend if r.verdict else None
+        f = r.figures
+        rows.append({
+            "experiment": r.name,
+            "verdict": trend.verdict if trend else ("checks" if r.complete else "incomplete"),
+            "passed": r.passed,
+            "kept": " -> ".join(map(str, trend.residuals)) if trend else "-",
+            "churn": f"{f.get('new_connections_per_request', 0):.2f} new connections per request",
+            "seconds": round(r.duration_s, 2),
+        })
+    return rows
 
 
 def markdown(table: dict) -> str:
@@ -93,10 +125,16 @@ def write_summary(results: Sequence[ExperimentResult], results_dir: Path, extra:
          "summary": r.verdict.summary if r.verdict else r.error, "duration_s": round(r.duration_s, 3)}
         for r in results
     ]
-    md = "# Measured comparison\n\n" + markdown(table)
+    md = "# Measured comparison\n\n" + (markdown(table) if table["columns"] else "(the seed's pair did not run)\n")
+    extra_rows = others(results)
+    if extra_rows:
+        md += ("\n## Other experiments\n\n| experiment | verdict | kept (rounds or windows) | churn | passed |\n"
+               "|---|---|---|---|---|\n")
+        md += "".join(f"| {o['experiment']} | {o['verdict']} | {o['kept']} | {o['churn']} | "
+                      f"{'yes' if o['passed'] else 'NO'} |\n" for o in extra_rows)
     md += "\n## Experiments\n\n| experiment | passed | seconds | summary |\n|---|---|---|---|\n"
     md += "".join(f"| {e['name']} | {'yes' if e['passed'] else 'NO'} | {e['duration_s']:.2f} | {e['summary']} |\n"
                   for e in experiments)
     md_path = atomic_write(Path(results_dir) / "summary.md", md)
-    json_path = write_json(Path(results_dir) / "summary.json", {"table": table, "experiments": experiments, **(extra or {})})
+    json_path = write_json(Path(results_dir) / "summary.json", {"table": table, "others": extra_rows, "experiments": experiments, **(extra or {})})
     return md_path, json_path
