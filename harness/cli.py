@@ -151,12 +151,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             else "(churn, not a leak; --max-churn gates it)"))
     if f["failed"]:
         _say(f"  warning: {f['failed']} of {f['requests']} requests failed; the first: {f['first_error']}")
+    return _outcome(result, settings, "after the last round")
+
+
+def _outcome(result: ExperimentResult, settings: Settings, when: str) -> int:
+    """Print the checks, the failure with the sockets left, where results went; the exit status."""
+    verdict = result.verdict
+    assert verdict is not None
     for check in verdict.checks:
         _say(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
     if not verdict.passed:
         _say(f"FAILED: {verdict.summary}")
         if result.sockets_left:
-            _say("sockets to the server after the last round:")
+            _say(f"sockets to the server {when}:")
             _say(format_sockets(result.sockets_left))
     _say(f"results: {settings.results_path / result.name}.json")
     _say(_plot([result], settings.results_path / f"{result.name}.png", result.target))
@@ -181,16 +188,7 @@ def _run_command(args: argparse.Namespace, settings: Settings, json_path: Path |
     if f["exit_status"] not in (0, None) and not f["stopped_by_harness"] and f["stderr_tail"]:
         _say("  the command failed; its stderr ends:")
         _say("\n".join("    " + line for line in f["stderr_tail"].splitlines()))
-    for check in verdict.checks:
-        _say(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
-    if not verdict.passed:
-        _say(f"FAILED: {verdict.summary}")
-        if result.sockets_left:
-            _say("sockets to the server at the end:")
-            _say(format_sockets(result.sockets_left))
-    _say(f"results: {settings.results_path / result.name}.json")
-    _say(_plot([result], settings.results_path / f"{result.name}.png", result.target))
-    return 0 if verdict.passed else 1
+    return _outcome(result, settings, "at the end")
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -59,9 +59,7 @@ class AsyncTarget:
             self.loop.close()
 
 
-def fixed_settings_for(delay: float, idle_timeout: float) -> FixedSettings:
-    """The seed's fixed client's knobs for a server delay: reads time out well after it."""
-    return FixedSettings(read_timeout=max(1.0, 5 * delay), idle_timeout=idle_timeout)
+fixed_settings_for = tuning_for  # the seed's fixed client takes the catalog's knobs
 
 
 def _is_async(function: object) -> bool:

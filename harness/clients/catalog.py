@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .aiohttp_variants import AiohttpFixed, AiohttpSessionPerRequest
 from .faulty import FaultyClient
-from .fixed import FixedClient, FixedSettings
+from .fixed import FixedClient
 from .httpx_variants import HttpxClientPerRequest, HttpxFixed, HttpxStreamNeverClosed
 from .requests_variants import RequestsStreamNeverClosed
 from .stdlib_variants import UrlopenClosed, UrlopenNeverClosed
@@ -39,17 +39,11 @@ class Variant:
     is_async: bool = False
 
 
-def _seed_fixed(tuning: ClientTuning) -> FixedClient:
-    return FixedClient(FixedSettings(connect_timeout=tuning.connect_timeout, read_timeout=tuning.read_timeout,
-                                     idle_timeout=tuning.idle_timeout, max_idle_per_host=tuning.max_idle_per_host,
-                                     max_idle_total=tuning.max_idle_total))
-
-
 VARIANTS: tuple[Variant, ...] = (
     Variant("faulty", "requests", FAULTY, "the seed's faulty client: a new Session per request, kept, never closed",
             lambda tuning: FaultyClient()),
     Variant("fixed", "requests", FIXED, "the seed's fixed client: one Session, 2 idle per host, 5 in all, idle timeout, "
-            "close idle on error", _seed_fixed),
+            "close idle on error", FixedClient),
     Variant("requests-faulty-stream", "requests", FAULTY,
             "one Session, stream=True responses never read or closed", RequestsStreamNeverClosed),
     Variant("urllib3-faulty", "urllib3", FAULTY, "a new PoolManager per request, kept alive", Urllib3PoolPerRequest),

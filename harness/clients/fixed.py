@@ -1,26 +1,12 @@
 """The seed's fixed client: one shared client, bounded idle connections."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import requests
 from requests.adapters import HTTPAdapter
 
 from .idle_pool import IdleLimitedPoolManager, IdlePolicy
-
-
-@dataclass(frozen=True)
-class FixedSettings:
-    """The fixed client's knobs, in seconds and connection counts."""
-
-    connect_timeout: float = 2.0
-    read_timeout: float = 5.0
-    idle_timeout: float = 0.5
-    max_idle_per_host: int = 2
-    max_idle_total: int = 5
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+from .tuning import ClientTuning
+FixedSettings = ClientTuning  # the seed's knobs are the catalog's: one definition
 
 
 class _IdleLimitedAdapter(HTTPAdapter):
