@@ -6,6 +6,7 @@ from requests.adapters import HTTPAdapter
 
 from .idle_pool import IdleLimitedPoolManager, IdlePolicy
 from .tuning import ClientTuning
+
 FixedSettings = ClientTuning  # the seed's knobs are the catalog's: one definition
 
 
