@@ -139,7 +139,7 @@ def measure_command(
     result = ExperimentResult(name=name or "command", scenario="command", target=command,
                               settings=settings.as_dict(),
                               server={"host": server.host, "port": server.port, "pid": server.pid})
-    counter = SocketCounter(server.host, server.port, server.own_ports)
+    counter = SocketCounter(server.host, server.port, server.own_ports, settings.sampler)
     in_flight = _ServerInFlight(server)
     recorder = SeriesRecorder(counter, settings.sample_interval, in_flight.window)
     started = time.monotonic()

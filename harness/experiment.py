@@ -97,7 +97,7 @@ class Run:
     """
 
     def __init__(self, request: Callable[[str], object], servers: ServerProcess | Sequence[ServerProcess],
-                 sample_interval: float) -> None:
+                 sample_interval: float, sampler: str = "auto") -> None:
         self.servers = [servers] if isinstance(servers, ServerProcess) else list(servers)
         self.server = self.servers[0]
         self.client = request
@@ -105,7 +105,7 @@ class Run:
         self.stop_event = threading.Event()
         # with several servers, the schedule's requests go to each in turn
         self.driver = Driver(request, [s.url for s in self.servers], self.tracker, self.stop_event)
-        counters = [SocketCounter(s.host, s.port, s.own_ports) for s in self.servers]
+        counters = [SocketCounter(s.host, s.port, s.own_ports, sampler) for s in self.servers]
         self.counter: SocketCounter | HostsCounter = counters[0] if len(counters) == 1 else HostsCounter(counters)
         self.recorder = SeriesRecorder(self.counter, sample_interval, self.tracker.window, self.driver.position)
         self.stats_before: list[dict] = []

@@ -105,6 +105,13 @@ def fraction_or_off(text: str) -> float | None:
     return value
 
 
+def sampler_name(text: str) -> str:
+    value = str(text).strip().lower()
+    if value not in ("auto", "netlink", "psutil"):
+        raise OptionError(f"{text!r} is not a sampler: use auto, netlink or psutil")
+    return value
+
+
 def directory(text: str) -> str:
     if not str(text).strip():
         raise OptionError("an empty path")
@@ -145,6 +152,8 @@ OPTIONS: tuple[Option, ...] = (
            "(SIGTERM, then SIGKILL); one that ends sooner ends the experiment"),
     Option("max_churn", fraction_or_off, None, "fail when new connections per request exceed this fraction "
            "(0..1), e.g. 0.5; off by default: churn alone is not a leak"),
+    Option("sampler", sampler_name, "auto", "how sockets are counted: netlink (Linux sock_diag, filtered by port "
+           "in the kernel), psutil (portable, slower with many sockets), or auto (netlink where it answers)"),
     Option("results_dir", directory, "results", "directory the results (JSON, CSV, summary) are written to"),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
@@ -165,6 +174,7 @@ class Settings:
     idle_timeout: float = 0.5
     duration: float = 10.0
     max_churn: float | None = None
+    sampler: str = "auto"
     results_dir: str = "results"
 
     def __post_init__(self) -> None:

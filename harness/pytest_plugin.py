@@ -16,6 +16,7 @@ from .experiment import ExperimentResult
 from .options import OPTIONS, OptionError, Settings, override, settings_from
 from .plots import HOW_TO_GET_PLOTS, write_plot
 from .report import write_summary
+from .sampler import choose_backend
 from .server_process import ServerProcess
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -52,6 +53,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     return (f"leak harness: delay={s.delay}s cycles={s.cycles} period={s.period}s extra-max={s.extra_max} "
             f"seed={s.seed} rounds={s.rounds}..{s.max_rounds} sample-interval={s.sample_interval}s "
             f"idle-timeout={s.idle_timeout}s max-churn={s.max_churn if s.max_churn is not None else 'off'} "
+            f"sampler={s.sampler}{'' if s.sampler != 'auto' else ' (' + choose_backend('auto') + ')'} "
             f"results-dir={s.results_dir}")
 
 

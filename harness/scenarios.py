@@ -322,7 +322,7 @@ def measure(
                               settings=settings.as_dict(),
                               server={"host": server.host, "port": server.port, "pid": server.pid})
     started = time.monotonic()
-    run = Run(client, servers, settings.sample_interval)
+    run = Run(client, servers, settings.sample_interval, settings.sampler)
     result.hosts = run.hosts
     try:
         with run:
@@ -360,7 +360,7 @@ def idle_across_hosts(client: Callable[[str], object], settings: Settings, serve
             raise ExperimentError(f"{tracker.current} requests still in flight")
         if tracker.failed:
             raise ExperimentError(f"{tracker.failed} requests failed: {tracker.first_error}")
-        counters = [SocketCounter(s.host, s.port, s.own_ports) for s in servers]
+        counters = [SocketCounter(s.host, s.port, s.own_ports, settings.sampler) for s in servers]
         return {server.url: counter.snapshot().established for server, counter in zip(servers, counters)}
     finally:
         stop.set()

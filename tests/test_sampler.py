@@ -1,4 +1,5 @@
-"""The sampler counts the right sockets, by state, to the right server only."""
+"""The sampler counts the right sockets, by state, to the right server only,
+with either backend; and both backends see the same sockets."""
 import socket
 
 import pytest
@@ -11,6 +12,17 @@ from .waiting import wait_for
 @pytest.fixture
 def server(start_slow_server):
     return start_slow_server(delay=0.05)
+
+
+@pytest.fixture(params=["netlink", "psutil"])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def counter_for(backend):
+    """``counter_for(server, own_ports=())``: a SocketCounter on the backend under test."""
+    return lambda server, own_ports=(): SocketCounter(server.host, server.port, own_ports, backend)
 
 
 def open_idle(server, n):
@@ -26,8 +38,8 @@ def open_idle(server, n):
     return socks
 
 
-def test_counts_established_on_both_sides(server):
-    counter = SocketCounter(server.host, server.port)
+def test_counts_established_on_both_sides(server, counter_for):
+    counter = counter_for(server)
     socks = open_idle(server, 3)
     try:
         snap = counter.snapshot()
@@ -39,8 +51,8 @@ def test_counts_established_on_both_sides(server):
             s.close()
 
 
-def test_client_close_leaves_time_wait(server):
-    counter = SocketCounter(server.host, server.port)
+def test_client_close_leaves_time_wait(server, counter_for):
+    counter = counter_for(server)
     socks = open_idle(server, 2)
     socks[0].close()  # the client closes first, so the TIME_WAIT is on its side
     snap = wait_for(counter.snapshot, lambda s: s.time_wait == 1)
@@ -48,8 +60,8 @@ def test_client_close_leaves_time_wait(server):
     socks[1].close()
 
 
-def test_server_close_leaves_close_wait(server):
-    counter = SocketCounter(server.host, server.port)
+def test_server_close_leaves_close_wait(server, counter_for):
+    counter = counter_for(server)
     s = socket.create_connection((server.host, server.port), timeout=5)
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")  # HTTP/1.0 without keep-alive: the server closes
     snap = wait_for(counter.snapshot, lambda snap: snap.close_wait == 1)
@@ -57,9 +69,9 @@ def test_server_close_leaves_close_wait(server):
     s.close()
 
 
-def test_own_ports_are_left_out(server):
+def test_own_ports_are_left_out(server, counter_for):
     own = set()
-    counter = SocketCounter(server.host, server.port, own)
+    counter = counter_for(server, own)
     socks = open_idle(server, 2)
     own.add(socks[0].getsockname()[1])
     snap = counter.snapshot()
@@ -68,27 +80,50 @@ def test_own_ports_are_left_out(server):
         s.close()
 
 
-def test_stats_calls_are_not_counted(server):
-    counter = SocketCounter(server.host, server.port, server.own_ports)
+def test_stats_calls_are_not_counted(server, counter_for):
+    counter = counter_for(server, server.own_ports)
     server.stats()
     snap = wait_for(counter.snapshot, lambda s: True)
     assert snap.sockets == ()
 
 
-def test_another_servers_sockets_are_not_counted(server, start_slow_server):
+def test_another_servers_sockets_are_not_counted(server, start_slow_server, counter_for):
     other = start_slow_server(delay=0.05)
-    counter = SocketCounter(server.host, server.port)
+    counter = counter_for(server)
     socks = open_idle(other, 2)
     assert counter.snapshot().established == 0
-    assert SocketCounter(other.host, other.port).snapshot().established == 2
+    assert counter_for(other).snapshot().established == 2
     for s in socks:
         s.close()
 
 
-def test_time_wait_from_before_is_ignored(server):
+def test_time_wait_from_before_is_ignored(server, counter_for):
     socks = open_idle(server, 1)
     socks[0].close()
-    counter = SocketCounter(server.host, server.port)
+    counter = counter_for(server)
     wait_for(counter.snapshot, lambda s: s.time_wait == 1)
     assert counter.ignore_existing_time_wait() == 1
     assert counter.snapshot().time_wait == 0
+
+
+def test_backends_see_the_same_sockets(server, start_slow_server):
+    """The cross-check: ESTABLISHED, TIME_WAIT and CLOSE_WAIT sockets, the server's
+    side, and another server's sockets beside them, counted alike by both."""
+    other = start_slow_server(delay=0.05)
+    socks = open_idle(server, 4) + open_idle(other, 2)
+    socks[0].close()  # TIME_WAIT on the client side
+    lingering = socket.create_connection((server.host, server.port), timeout=5)
+    lingering.sendall(b"GET / HTTP/1.0\r\n\r\n")  # the server closes it: CLOSE_WAIT here
+    netlink = SocketCounter(server.host, server.port, backend="netlink")
+    psutil_counter = SocketCounter(server.host, server.port, backend="psutil")
+    try:
+        first = wait_for(netlink.snapshot, lambda s: (s.time_wait, s.close_wait, s.established) == (1, 1, 3))
+        assert psutil_counter.snapshot() == first == netlink.snapshot()  # nothing moves: the same sockets, in order
+        assert first.server_established == 3
+    finally:
+        for s in socks[1:] + [lingering]:
+            s.close()
+
+
+def test_auto_takes_netlink_on_linux(server):
+    assert SocketCounter(server.host, server.port).backend == "netlink"
