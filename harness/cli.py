@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", help="also write the result JSON to FILE")
     _add_experiment_options(run)
     sub.add_parser("list", help="the client catalog: every variant run accepts, one line each")
+    bench = sub.add_parser("bench", help="measure the sampler, the server at scale, and time to a verdict; "
+                                         "writes bench.json")
+    bench.add_argument("--only", metavar="PARTS", default="sampler,server,verdict",
+                       help="comma-separated parts to run: sampler, server, verdict (default all)")
+    _add_experiment_options(bench)
     return parser
 
 
@@ -191,6 +196,21 @@ def _run_command(args: argparse.Namespace, settings: Settings, json_path: Path |
     return _outcome(result, settings, "at the end")
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench, table
+
+    settings = _settings(args)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in ("sampler", "server", "verdict")]
+    if unknown or not parts:
+        raise UsageError(f"--only {args.only!r}: parts are sampler, server, verdict")
+    figures, path = run_bench(settings, parts, _say)
+    _say("")
+    _say(table(figures))
+    _say(f"figures: {path}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     width = max(len(v.name) for v in VARIANTS)
     for v in VARIANTS:
@@ -209,8 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is needed: compare, run or list (see --help)")
-        return {"compare": cmd_compare, "run": cmd_run, "list": cmd_list}[args.command](args)
+            raise UsageError("a command is needed: compare, run, list or bench (see --help)")
+        commands = {"compare": cmd_compare, "run": cmd_run, "list": cmd_list, "bench": cmd_bench}
+        return commands[args.command](args)
     except (UsageError, OptionError, TargetError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ def backend(request):
 @pytest.fixture
 def counter_for(backend):
     """``counter_for(server, own_ports=())``: a SocketCounter on the backend under test."""
-    return lambda server, own_ports=(): SocketCounter(server.host, server.port, own_ports, backend)
+    return lambda server, own_ports=(): SocketCounter(server.host, server.port, own_ports, backend, server_side=True)
 
 
 def open_idle(server, n):
@@ -114,8 +114,8 @@ def test_backends_see_the_same_sockets(server, start_slow_server):
     socks[0].close()  # TIME_WAIT on the client side
     lingering = socket.create_connection((server.host, server.port), timeout=5)
     lingering.sendall(b"GET / HTTP/1.0\r\n\r\n")  # the server closes it: CLOSE_WAIT here
-    netlink = SocketCounter(server.host, server.port, backend="netlink")
-    psutil_counter = SocketCounter(server.host, server.port, backend="psutil")
+    netlink = SocketCounter(server.host, server.port, backend="netlink", server_side=True)
+    psutil_counter = SocketCounter(server.host, server.port, backend="psutil", server_side=True)
     try:
         first = wait_for(netlink.snapshot, lambda s: (s.time_wait, s.close_wait, s.established) == (1, 1, 3))
         assert psutil_counter.snapshot() == first == netlink.snapshot()  # nothing moves: the same sockets, in order
@@ -127,3 +127,13 @@ def test_backends_see_the_same_sockets(server, start_slow_server):
 
 def test_auto_takes_netlink_on_linux(server):
     assert SocketCounter(server.host, server.port).backend == "netlink"
+
+
+def test_server_side_is_counted_only_when_asked(server, backend):
+    socks = open_idle(server, 2)
+    try:
+        snap = SocketCounter(server.host, server.port, backend=backend).snapshot()
+        assert (snap.established, snap.server_established) == (2, None)
+    finally:
+        for s in socks:
+            s.close()
