@@ -74,6 +74,9 @@ def _response_head(status: bytes, length: int, keep_alive: bool, content_type: b
     )
 
 
+OK_KEEP_ALIVE = _response_head(b"200 OK", len(BODY), True, b"text/plain") + BODY
+
+
 def _wants_keep_alive(request: h11.Request) -> bool:
     """RFC 9112 §9.3: 1.1 persists unless ``close``; 1.0 only with ``keep-alive``."""
     tokens = set()
@@ -94,9 +97,11 @@ class SlowHTTPConnection(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
-        self.parser = h11.Connection(h11.SERVER)
+        self.parser: h11.Connection | None = h11.Connection(h11.SERVER)
         self.request: h11.Request | None = None
         self.request_started = 0.0
+        self.arrived = 0.0  # when the loop woke up with this connection's latest data (loop time)
+        self.reading_paused = False
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
 
@@ -115,6 +120,9 @@ class SlowHTTPConnection(asyncio.Protocol):
         self.server.stats.connections_accepted += 1
 
     def data_received(self, data: bytes) -> None:
+        self.arrived = self.server.batch_time()
+        if self.parser is None:  # the previous request was answered: a fresh parser, made only now
+            self.parser = h11.Connection(h11.SERVER)
         self.parser.receive_data(data)
         self._advance()
 
@@ -134,7 +142,7 @@ class SlowHTTPConnection(asyncio.Protocol):
     # request handling --------------------------------------------------
     def _advance(self) -> None:
         """Parse events until a whole request is in, unless one is pending."""
-        while self.timer is None and not self.closed:
+        while self.timer is None and not self.closed and self.parser is not None:
             try:
                 event = self.parser.next_event()
             except h11.RemoteProtocolError as exc:
@@ -152,8 +160,10 @@ class SlowHTTPConnection(asyncio.Protocol):
             # h11.Data: a request body, read and ignored.
 
     def _limit_buffering(self) -> None:
+        assert self.parser is not None
         buffered = len(self.parser.trailing_data[0])
         if buffered > MAX_BUFFERED_BYTES and self.transport is not None:
+            self.reading_paused = True
             self.transport.pause_reading()
 
     def _request_complete(self) -> None:
@@ -180,8 +190,10 @@ class SlowHTTPConnection(asyncio.Protocol):
         stats.active_requests += 1
         stats.peak_active_requests = max(stats.peak_active_requests, stats.active_requests)
         self.request_started = time.monotonic()
+        # from when the data arrived, not from when it was parsed: with thousands of requests
+        # arriving at once, the last one parsed would otherwise wait its place in the queue on top
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(delay, self._delay_over, request, reset)
+        self.timer = loop.call_at(self.arrived + delay, self._delay_over, request, reset)
 
     def _delay_over(self, request: h11.Request, reset: bool) -> None:
         self.timer = None
@@ -194,21 +206,26 @@ class SlowHTTPConnection(asyncio.Protocol):
         self._respond(request, b"200 OK", BODY, b"text/plain")
 
     def _respond(self, request: h11.Request, status: bytes, body: bytes, ctype: bytes) -> None:
-        assert self.transport is not None
+        assert self.transport is not None and self.parser is not None
         keep_alive = _wants_keep_alive(request)
-        head = _response_head(status, len(body), keep_alive, ctype)
+        if status == b"200 OK" and body is BODY and keep_alive and request.method != b"HEAD":
+            response = OK_KEEP_ALIVE  # the common case, thousands at once: nothing to build
+        else:
+            head = _response_head(status, len(body), keep_alive, ctype)
+            response = head if request.method == b"HEAD" else head + body
         # One write: headers and body leave together (no Nagle wait between them).
-        self.transport.write(head if request.method == b"HEAD" else head + body)
+        self.transport.write(response)
         if not keep_alive:
             self.transport.close()
             return
         leftover, _ = self.parser.trailing_data
-        self.parser = h11.Connection(h11.SERVER)
+        self.parser = None
         self.request = None
-        if leftover:
-            self.parser.receive_data(leftover)
-        self.transport.resume_reading()
-        self._advance()
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        if leftover:  # pipelined: the next request is already here
+            self.data_received(leftover)
 
     def _send_error(self, exc: h11.RemoteProtocolError) -> None:
         assert self.transport is not None
@@ -248,6 +265,25 @@ class SlowServer:
         self.connections: set[SlowHTTPConnection] = set()
         self.listener: asyncio.base_events.Server | None = None
         self.stopped = asyncio.Event()
+        self._batch_time: float | None = None
+
+    def batch_time(self) -> float:
+        """The loop time when the loop began running the current batch of callbacks.
+
+        asyncio runs, in one batch, the callbacks of every socket that select()
+        found ready; a callback scheduled with call_soon runs in the next batch.
+        So the first caller in a batch stamps it, and everyone after it in the
+        same batch shares the stamp: roughly when their data arrived, however
+        long the callbacks before them took. Costs ~1 us.
+        """
+        if self._batch_time is None:
+            loop = asyncio.get_running_loop()
+            self._batch_time = loop.time()
+            loop.call_soon(self._end_batch)
+        return self._batch_time
+
+    def _end_batch(self) -> None:
+        self._batch_time = None
 
     @staticmethod
     def log(message: str) -> None:
