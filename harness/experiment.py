@@ -172,7 +172,7 @@ class Run:
         for server, before in zip(self.servers, self.stats_before):
             after = server.stats()
             for k in after:
-                if k not in ("open_connections", "active_requests", "peak_active_requests"):
+                if k not in ("open_connections", "active_requests", "peak_active_requests", "accepting", "hanging"):
                     delta[k] = delta.get(k, 0) + after[k] - before.get(k, 0)
         # each /stats call opens one connection of its own; only the closing call is inside the delta
         delta["connections_accepted"] -= delta.get("stats_requests", 0)

@@ -17,7 +17,7 @@ from .options import OPTIONS, OptionError, Settings, override, settings_from
 from .plots import HOW_TO_GET_PLOTS, write_plot
 from .report import write_summary
 from .sampler import choose_backend
-from .server_process import ServerProcess
+from .server_process import ServerProcess, fault_args
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 RESULTS_KEY = pytest.StashKey[list]()
@@ -93,16 +93,18 @@ def leak_settings(pytestconfig: pytest.Config) -> Settings:
 
 @pytest.fixture
 def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -> Iterator[Callable[..., ServerProcess]]:
-    """Factory: ``start_slow_server(delay=None, host="127.0.0.1")`` starts a fresh server.
+    """Factory: ``start_slow_server(delay=None, host="127.0.0.1", **faults)`` starts a fresh server.
 
+    ``faults``: ``fault`` ("reset-mid-response", "truncate", "hang") with
+    ``every`` (N-th request), ``idle_close`` (s), ``stop_accepting_after`` (requests).
     Every server started is stopped at teardown (terminate -> wait -> kill);
     its stderr is attached to the report of a failing test.
     """
-    started: list[ServerProcess] = []
-    request.node.stash[SERVERS_KEY] = started
+    started: list[ServerProcess] = request.node.stash.setdefault(SERVERS_KEY, [])
 
-    def start(delay: float | None = None, host: str = "127.0.0.1") -> ServerProcess:
-        server = ServerProcess(delay=leak_settings.delay if delay is None else delay, host=host)
+    def start(delay: float | None = None, host: str = "127.0.0.1", **faults) -> ServerProcess:
+        server = ServerProcess(delay=leak_settings.delay if delay is None else delay, host=host,
+                               extra_args=fault_args(**faults))
         started.append(server)
         return server.start()
 

@@ -44,6 +44,7 @@ from .options import (
     non_negative_float,
     port,
     positive_float,
+    positive_int,
 )
 
 BODY = b"ok\n"
@@ -62,6 +63,27 @@ class ServerStats:
     connections_accepted: int = 0
     stats_requests: int = 0
     resets_sent: int = 0
+    truncated_sent: int = 0
+    hanging: int = 0  # requests the server will never answer (fault hang)
+    idle_closed: int = 0  # keep-alive connections the server closed for idling (--idle-close)
+    accepting: bool = True
+
+
+FAULTS = ("reset-mid-response", "truncate", "hang")
+HANG_S = 10 ** 7  # "never": a timer this far out is cancelled when the client hangs up or the server stops
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Misbehaviour on purpose. ``fault`` hits every ``every``-th request (counting
+    from 1, /stats left out); ``idle_close`` closes keep-alive connections idle
+    that many seconds; ``stop_accepting_after`` closes the listener once that
+    many requests were answered (connections already open keep working)."""
+
+    fault: str | None = None
+    every: int = 1
+    idle_close: float | None = None
+    stop_accepting_after: int | None = None
 
 
 def _response_head(status: bytes, length: int, keep_alive: bool, content_type: bytes) -> bytes:
@@ -102,6 +124,7 @@ class SlowHTTPConnection(asyncio.Protocol):
         self.request_started = 0.0
         self.arrived = 0.0  # when the loop woke up with this connection's latest data (loop time)
         self.reading_paused = False
+        self.idle_timer: asyncio.TimerHandle | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
 
@@ -132,6 +155,7 @@ class SlowHTTPConnection(asyncio.Protocol):
         return False  # let asyncio close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_idle_close()
         if self.timer is not None:
             self._hung_up()
         if not self.closed:
@@ -185,7 +209,20 @@ class SlowHTTPConnection(asyncio.Protocol):
         except ValueError:
             self._respond(request, b"400 Bad Request", b"bad delay\n", b"text/plain")
             return
-        reset = query.get("fail", [""])[0] == "reset"
+        fault = query.get("fault", [None])[0]
+        if query.get("fail", [""])[0] == "reset":
+            fault = "reset"
+        if fault is not None and fault not in FAULTS + ("reset",):
+            self._respond(request, b"400 Bad Request", f"unknown fault {fault}\n".encode(), b"text/plain")
+            return
+        self.server.requests_started += 1
+        faults = self.server.faults
+        if fault is None and faults.fault and self.server.requests_started % faults.every == 0:
+            fault = faults.fault
+        if fault == "hang":
+            delay = HANG_S
+            self.server.stats.hanging += 1
+        reset = fault
         stats = self.server.stats
         stats.active_requests += 1
         stats.peak_active_requests = max(stats.peak_active_requests, stats.active_requests)
@@ -194,16 +231,30 @@ class SlowHTTPConnection(asyncio.Protocol):
         # arriving at once, the last one parsed would otherwise wait its place in the queue on top
         loop = asyncio.get_running_loop()
         self.timer = loop.call_at(self.arrived + delay, self._delay_over, request, reset)
+        self._cancel_idle_close()
 
-    def _delay_over(self, request: h11.Request, reset: bool) -> None:
+    def _delay_over(self, request: h11.Request, fault: str | None) -> None:
         self.timer = None
-        self.server.stats.active_requests -= 1
-        if reset:
-            self.server.stats.resets_sent += 1
+        stats = self.server.stats
+        stats.active_requests -= 1
+        if fault in ("reset", "reset-mid-response"):
+            stats.resets_sent += 1
+            if fault == "reset-mid-response":  # the status line and part of a header, then RST
+                assert self.transport is not None
+                self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/pl")
             self._reset()
             return
-        self.server.stats.requests_served += 1
+        if fault == "truncate":  # promises 100 bytes, sends 3, and closes
+            stats.truncated_sent += 1
+            assert self.transport is not None
+            self.transport.write(_response_head(b"200 OK", 100, False, b"text/plain") + BODY)
+            self.transport.close()
+            return
+        stats.requests_served += 1
         self._respond(request, b"200 OK", BODY, b"text/plain")
+        limit = self.server.faults.stop_accepting_after
+        if limit is not None and stats.requests_served >= limit and stats.accepting:
+            self.server.stop_accepting()
 
     def _respond(self, request: h11.Request, status: bytes, body: bytes, ctype: bytes) -> None:
         assert self.transport is not None and self.parser is not None
@@ -221,11 +272,25 @@ class SlowHTTPConnection(asyncio.Protocol):
         leftover, _ = self.parser.trailing_data
         self.parser = None
         self.request = None
+        idle_close = self.server.faults.idle_close
+        if idle_close is not None and not leftover:
+            self.idle_timer = asyncio.get_running_loop().call_later(idle_close, self._close_idle)
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()
         if leftover:  # pipelined: the next request is already here
             self.data_received(leftover)
+
+    def _close_idle(self) -> None:
+        self.idle_timer = None
+        if self.transport is not None and self.timer is None and not self.closed:
+            self.server.stats.idle_closed += 1
+            self.transport.close()
+
+    def _cancel_idle_close(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
 
     def _send_error(self, exc: h11.RemoteProtocolError) -> None:
         assert self.transport is not None
@@ -243,6 +308,8 @@ class SlowHTTPConnection(asyncio.Protocol):
 
     def _hung_up(self) -> None:
         assert self.timer is not None
+        if self.timer.when() - self.request_started > HANG_S / 2:
+            self.server.stats.hanging -= 1
         self.timer.cancel()
         self.timer = None
         self.server.stats.active_requests -= 1
@@ -256,7 +323,9 @@ class SlowHTTPConnection(asyncio.Protocol):
 class SlowServer:
     """Owns the listener, the open connections and the counters."""
 
-    def __init__(self, host: str, port: int, delay: float, track_interval: float) -> None:
+    def __init__(self, host: str, port: int, delay: float, track_interval: float, faults: Faults = Faults()) -> None:
+        self.faults = faults
+        self.requests_started = 0
         self.host = host
         self.port = port
         self.delay = delay
@@ -296,6 +365,13 @@ class SlowServer:
         )
         sockname = self.listener.sockets[0].getsockname()
         self.port = sockname[1]
+
+    def stop_accepting(self) -> None:
+        """Close the listener: new connections are refused, open ones keep working."""
+        self.stats.accepting = False
+        if self.listener is not None:
+            self.listener.close()
+        self.log(f"stopped accepting after {self.stats.requests_served} requests answered")
 
     def stop(self) -> None:
         """Close the listener and every connection; idempotent."""
@@ -367,11 +443,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds before each answer (default 20)")
     parser.add_argument("--track-interval", type=argparse_type(positive_float), default=5.0,
                         help="seconds between socket-count log lines (default 5)")
+    faults = parser.add_argument_group("faults (on purpose)")
+    faults.add_argument("--fault", choices=FAULTS,
+                        help="reset-mid-response: part of the head, then RST; truncate: Content-Length 100, "
+                             "3 bytes sent, then FIN; hang: never answer")
+    faults.add_argument("--fault-every", type=argparse_type(positive_int), default=1, metavar="N",
+                        help="the fault hits every N-th request (default 1: all)")
+    faults.add_argument("--idle-close", type=argparse_type(positive_float), metavar="S",
+                        help="close keep-alive connections idle for S seconds")
+    faults.add_argument("--stop-accepting-after", type=argparse_type(positive_int), metavar="N",
+                        help="close the listener once N requests were answered (open connections keep working)")
     return parser
 
 
 async def serve(args: argparse.Namespace) -> int:
-    server = SlowServer(args.host, args.port, args.delay, args.track_interval)
+    faults = Faults(args.fault, args.fault_every, args.idle_close, args.stop_accepting_after)
+    server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults)
     try:
         await server.start()
     except OSError as exc:
@@ -386,7 +473,8 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
     print(json.dumps({"host": args.host, "port": server.port, "pid": os.getpid()}), flush=True)
-    server.log(f"listening on {args.host}:{server.port}, delay {args.delay} s")
+    server.log(f"listening on {args.host}:{server.port}, delay {args.delay} s"
+               + (f", faults {faults}" if faults != Faults() else ""))
     tracker = asyncio.create_task(server.track())
     await server.stopped.wait()
     await tracker
