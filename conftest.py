@@ -1,11 +1,20 @@
 import psutil
 import pytest
 
+from harness.leftovers import describe, settle
+from harness.server_process import STARTED
+
 # harness.pytest_plugin is loaded through its pytest11 entry point (pip install -e .)
 
+
 @pytest.fixture(scope="session", autouse=True)
-def _nothing_left_running():
-    """A test run leaves no process behind: every server started was stopped and reaped."""
+def _nothing_left_behind():
+    """A test run leaves nothing behind: every server started was stopped and reaped,
+    and this process holds no socket to any of them (as Go's net/http tests check)."""
     yield
     left = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
     assert not left, "processes left running: " + ", ".join(f"{p.pid} {' '.join(p.cmdline())}" for p in left)
+    sockets = settle({port for _, port in STARTED})
+    if sockets:
+        pytest.fail(f"{len(sockets)} sockets still open to experiment servers at the end of the session:\n"
+                    + describe(sockets), pytrace=False)

@@ -16,6 +16,7 @@ from .sampler import HostsCounter, Sample, SeriesRecorder, Snapshot, SocketCount
 from .server_process import ServerProcess
 from .verdict import Verdict
 
+WATCH_INTERVAL_S = 0.1  # how often the servers are checked for life: a death is reported well within 2 s
 SETTLE_SAMPLES_MAX = 10  # a residual that has not settled after 10 samples is taken as it stands
 Progress = Callable[[str], None]
 
@@ -109,6 +110,8 @@ class Run:
         self.counter: SocketCounter | HostsCounter = counters[0] if len(counters) == 1 else HostsCounter(counters)
         self.recorder = SeriesRecorder(self.counter, sample_interval, self.tracker.window, self.driver.position)
         self.stats_before: list[dict] = []
+        self.server_death: str | None = None
+        self._watchdog = threading.Thread(target=self._watch_servers, name="server-watchdog", daemon=True)
 
     @property
     def hosts(self) -> list[str]:
@@ -116,13 +119,46 @@ class Run:
 
     def __enter__(self) -> Run:
         self.counter.ignore_existing_time_wait()
-        self.stats_before = [s.stats() for s in self.servers]
+        self.stats_before = [self._stats(s) for s in self.servers]
+        self.started = time.monotonic()
         self.recorder.start()
+        self._watchdog.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop_event.set()
         self.recorder.stop()
+        self._watchdog.join(timeout=5)
+
+    def _watch_servers(self) -> None:
+        """Every WATCH_INTERVAL_S: a server that died stops the experiment (driver, waits)."""
+        while not self.stop_event.wait(WATCH_INTERVAL_S):
+            for server in self.servers:
+                if not server.alive():
+                    status = server.returncode()
+                    self.server_death = (
+                        f"the slow server (pid {server.pid}) died {time.monotonic() - self.started:.1f} s into the "
+                        f"experiment, exit status {status}; what was measured is kept, marked incomplete"
+                        + server.tail(5))
+                    self.stop_event.set()
+                    return
+
+    def check_server(self) -> None:
+        """Raise ExperimentError if a server died (within WATCH_INTERVAL_S of its death)."""
+        if self.server_death is None:
+            for server in self.servers:
+                if not server.alive():
+                    self.server_death = (f"the slow server (pid {server.pid}) died, exit status {server.returncode()}; "
+                                         "what was measured is kept, marked incomplete" + server.tail(5))
+        if self.server_death is not None:
+            raise ExperimentError(self.server_death)
+
+    def _stats(self, server: ServerProcess) -> dict:
+        try:
+            return server.stats()
+        except (OSError, ValueError) as exc:
+            self.check_server()
+            raise ExperimentError(f"could not read the server's counters: {type(exc).__name__}: {exc}") from None
 
     def close_client(self) -> None:
         close = getattr(self.client, "close", None)
@@ -130,8 +166,15 @@ class Run:
             close()
 
     def drain(self, deadline_s: float) -> None:
-        """Wait until every request has finished, at most ``deadline_s`` s."""
-        if not self.tracker.wait_idle(deadline_s):
+        """Wait until every request has finished, at most ``deadline_s`` s; a server
+        that died ends the wait within WATCH_INTERVAL_S."""
+        end = time.monotonic() + deadline_s
+        while not self.tracker.wait_idle(min(WATCH_INTERVAL_S, max(0.0, end - time.monotonic()))):
+            self.check_server()
+            if time.monotonic() >= end:
+                break
+        self.check_server()
+        if self.tracker.current:
             raise ExperimentError(
                 f"{self.tracker.current} requests still in flight {deadline_s:.1f} s after they were due; "
                 f"is the server alive? ({'yes' if all(s.alive() for s in self.servers) else 'no'})"
@@ -154,6 +197,7 @@ class Run:
         while not until(sample) and time.monotonic() < end:
             self.stop_event.wait(min(interval, max(0.0, end - time.monotonic())))
             if self.stop_event.is_set():
+                self.check_server()
                 break
             sample = self.recorder.sample(label)
         return sample
@@ -170,7 +214,7 @@ class Run:
         """Counters gained on the server since entering, the harness's /stats calls left out."""
         delta: dict = {}
         for server, before in zip(self.servers, self.stats_before):
-            after = server.stats()
+            after = self._stats(server)
             for k in after:
                 if k not in ("open_connections", "active_requests", "peak_active_requests", "accepting", "hanging"):
                     delta[k] = delta.get(k, 0) + after[k] - before.get(k, 0)

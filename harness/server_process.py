@@ -21,6 +21,9 @@ STOP_GRACE_S = 5.0  # SIGTERM closes every connection and exits in ~0.1 s; 5 s b
 STDERR_LINES_KEPT = 200
 
 
+STARTED: list[tuple[str, int]] = []  # (host, port) of every server this process started: for leak checks
+
+
 class ServerError(RuntimeError):
     """The server could not be started, died, or would not stop."""
 
@@ -78,6 +81,7 @@ class ServerProcess:
             self.stop()
             raise
         self.port = int(info["port"])
+        STARTED.append((self.host, self.port))
         return self
 
     def _drain_stderr(self) -> None:
@@ -104,6 +108,9 @@ class ServerProcess:
                 if self._proc.poll() is not None:
                     self._join_stderr()
                     raise ServerError(f"server exited with status {self._proc.returncode} before listening{self.tail()}")
+
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -1,0 +1,37 @@
+"""What a run left behind: sockets this process still holds to experiment servers.
+
+Used at the end of a test session (root ``conftest.py``), as Go's net/http
+tests check for leaked connections after every test.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection
+
+import psutil
+
+HELD = ("ESTABLISHED", "CLOSE_WAIT", "SYN_SENT")
+
+
+def held_sockets(ports: Collection[int]) -> list:
+    """This process's TCP sockets whose remote port is one of ``ports`` and that it still holds."""
+    return [c for c in psutil.Process().net_connections(kind="tcp")
+            if c.raddr and c.raddr.port in ports and c.status in HELD]
+
+
+def settle(ports: Collection[int], deadline_s: float = 3.0, every_s: float = 0.1) -> list:
+    """``held_sockets`` polled until none are left or the deadline (a client thread
+    released by its server's stop closes its socket a moment later); returns what
+    is still held."""
+    end = time.monotonic() + deadline_s
+    pause = threading.Event()
+    left = held_sockets(ports)
+    while left and time.monotonic() < end:
+        pause.wait(every_s)
+        left = held_sockets(ports)
+    return left
+
+
+def describe(sockets: list) -> str:
+    return "\n".join(f"  {c.laddr.ip}:{c.laddr.port} -> {c.raddr.ip}:{c.raddr.port} {c.status}" for c in sockets)

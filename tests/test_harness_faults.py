@@ -1,0 +1,134 @@
+"""The harness itself under faults: a server that dies, a run that is stopped
+(SIGINT, SIGTERM, pytest-timeout). Nothing measured is lost and nothing is left."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.experiment import ExperimentError
+from harness.options import Settings
+from harness.scenarios import measure
+from harness.server_process import ServerProcess
+
+from .waiting import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+DEATH_REPORTED_WITHIN_S = 2.0  # the promise; the watchdog looks every 0.1 s
+
+
+def held_sockets_to(ports: set[int], pid: int | None = None) -> list:
+    """ESTABLISHED / CLOSE_WAIT sockets of process ``pid`` (or this one) to any of ``ports``."""
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return []
+    return [c for c in conns if c.raddr and c.raddr.port in ports and c.status in ("ESTABLISHED", "CLOSE_WAIT")]
+
+
+@pytest.mark.parametrize("variant", ["faulty", "fixed"])
+def test_server_death_fails_the_experiment_within_2_s_and_keeps_what_was_measured(tmp_path, variant):
+    settings = Settings(results_dir=str(tmp_path), cycles=400)  # a round of 20 s: the death comes mid-round
+    outcome: dict = {}
+    with ServerProcess(delay=0.2) as server:
+        def run():
+            try:
+                measure("tcp_count", variant, settings, server, name="dies")
+            except ExperimentError as exc:
+                outcome["error"], outcome["at"] = str(exc), time.monotonic()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_for(server.stats, lambda st: st["requests_served"] >= 10)
+        os.kill(server.pid, signal.SIGKILL)  # our own child, by its pid
+        killed_at = time.monotonic()
+        thread.join(timeout=10)
+    assert not thread.is_alive() and "error" in outcome, outcome
+    assert outcome["at"] - killed_at < DEATH_REPORTED_WITHIN_S, outcome["at"] - killed_at
+    assert f"pid {server.pid}) died" in outcome["error"] and "exit status -9" in outcome["error"]
+    data = json.loads((tmp_path / "dies.json").read_text())
+    assert data["complete"] is False and "died" in data["error"]
+    assert len(data["samples"]) > 5  # what was measured before the death is kept
+    assert not held_sockets_to({server.port})
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_interrupted_compare_leaves_nothing_behind(sig, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "compare", "--results-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        second = False
+        for line in proc.stdout:  # wait for a line, not a time: the second experiment reports progress
+            second = second or line.startswith("[2/8]")
+            if second and line.startswith("      ") and "watching" in line:
+                break
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "a server should be running mid-experiment"
+        ports = {c.raddr.port for c in psutil.Process(proc.pid).net_connections(kind="tcp") if c.raddr}
+        proc.send_signal(sig)
+        assert proc.wait(timeout=15) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+        proc.stderr.close()
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    incomplete = [json.loads(p.read_text()) for p in tmp_path.glob("*-*.json")]
+    assert any(d["complete"] is False for d in incomplete)
+    # the process is gone; what it held died with it, and the servers with theirs: nothing on those ports
+    assert not [c for c in psutil.net_connections(kind="tcp")
+                if c.raddr and c.raddr.port in ports and c.status in ("ESTABLISHED", "CLOSE_WAIT")]
+
+
+USER_TEST = '''
+import requests
+
+_kept = []
+
+
+def leaky(url):
+    session = requests.Session()
+    _kept.append(session)
+    return session.get(url).status_code
+
+
+def test_runs_too_long(leak_check):
+    leak_check(leaky, expect="growth", cycles=2000, name="too_long")
+'''
+
+
+def test_pytest_timeout_leaves_no_process_and_no_socket(tmp_path):
+    (tmp_path / "test_user.py").write_text(USER_TEST)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "timeout=3",
+                           "-o", "timeout_method=signal"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Timeout" in done.stdout, done.stdout[-3000:]
+    data = json.loads((tmp_path / "results" / "too_long.json").read_text())
+    assert data["complete"] is False and data["samples"], data["error"]
+    server_pid, port = data["server"]["pid"], data["server"]["port"]
+    assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
+    assert not [c for c in psutil.net_connections(kind="tcp")
+                if c.raddr and c.raddr.port == port and c.status in ("ESTABLISHED", "CLOSE_WAIT")]
+
+
+def test_leftover_sockets_are_found_and_named(start_slow_server):
+    from harness.leftovers import describe, settle
+
+    server = start_slow_server(delay=0.05)
+    forgotten = socket.create_connection((server.host, server.port), timeout=5)
+    try:
+        left = settle({server.port}, deadline_s=0.3)  # it stays open: the wait runs out
+        assert [c.laddr.port for c in left] == [forgotten.getsockname()[1]]
+        assert f"-> {server.host}:{server.port} ESTABLISHED" in describe(left)
+    finally:
+        forgotten.close()
+    assert settle({server.port}) == []
