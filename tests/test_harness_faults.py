@@ -33,7 +33,7 @@ def held_sockets_to(ports: set[int], pid: int | None = None) -> list:
     return [c for c in conns if c.raddr and c.raddr.port in ports and c.status in ("ESTABLISHED", "CLOSE_WAIT")]
 
 
-@pytest.mark.parametrize("variant", ["faulty", "fixed"])
+@pytest.mark.parametrize("variant", ["faulty", "fixed"], ids=["seed-leak", "seed-pool"])  # not -k faulty/fix
 def test_server_death_fails_the_experiment_within_2_s_and_keeps_what_was_measured(tmp_path, variant):
     settings = Settings(results_dir=str(tmp_path), cycles=400)  # a round of 20 s: the death comes mid-round
     outcome: dict = {}
