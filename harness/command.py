@@ -23,7 +23,7 @@ from .options import Settings, UsageError
 from .results import write_result
 from .sampler import SeriesRecorder, SocketCounter
 from .scenarios import churn_gate
-from .series_verdict import judge_series
+from .series_verdict import UNDECIDED, SeriesTrend, judge_series
 from .server_process import ServerError, ServerProcess
 from .verdict import combine
 
@@ -31,6 +31,7 @@ PLACEHOLDERS = ("{url}", "{host}", "{port}")
 STOP_GRACE_S = 3.0  # SIGTERM, then this long, then SIGKILL
 TAIL_LINES = 20
 PROGRESS_EVERY_S = 1.0
+EXTEND_FRACTION = 0.5  # an undecided verdict at --duration samples this much longer, once
 SHELL = shutil.which("bash") or "/bin/sh"  # bash where there is one: loops people paste are written for it
 
 
@@ -152,12 +153,20 @@ def measure_command(
         progress(f"started: {filled}")
         deadline = started + settings.duration
         next_progress = started + PROGRESS_EVERY_S
-        while not process.wait(min(next_progress, deadline) - time.monotonic()):
-            now = time.monotonic()
-            if now >= deadline:
+        extended = False
+        while True:
+            if process.wait(min(next_progress, deadline) - time.monotonic()):
                 break
+            now = time.monotonic()
             if not server.alive():
                 raise ExperimentError("the slow server died while the command ran" + server.tail())
+            if now >= deadline:
+                if extended or _judge(recorder.samples).verdict != UNDECIDED:
+                    break
+                # not sure yet: sample longer, once, rather than guess
+                extended, deadline = True, deadline + EXTEND_FRACTION * settings.duration
+                progress(f"undecided after {now - started:.1f} s: sampling {EXTEND_FRACTION * settings.duration:.1f} s more")
+                continue
             last = recorder.samples[-1] if recorder.samples else None
             if last is not None:
                 progress(f"{now - started:5.1f} s: {last.held} sockets held, {last.time_wait} TIME_WAIT, "
@@ -194,7 +203,8 @@ def measure_command(
         if requests == 0:
             raise ExperimentError(f"the command made no request to the server in {ran_s:.1f} s "
                                   f"(exit status {status}){_tail_note(stderr_tail)}")
-        trend = judge_series([s.t for s in samples], [s.held for s in samples], [s.in_flight_peak for s in samples])
+        trend = _judge(samples)
+        figures["extended"] = extended
         figures["floors"] = list(trend.floors)
         result.verdict = combine(expect, trend, churn_gate(settings, figures))  # type: ignore[arg-type]
         result.sockets_left = [(s.local_port, s.state) for s in (final_snapshot.sockets if final_snapshot else ())]
@@ -214,6 +224,10 @@ def measure_command(
             result.server_stderr = server.stderr_text()
             write_result(result, settings.results_path)
     return result
+
+
+def _judge(samples: list) -> SeriesTrend:
+    return judge_series([s.t for s in samples], [s.held for s in samples], [s.in_flight_peak for s in samples])
 
 
 def _tail_note(stderr: str) -> str:
