@@ -11,12 +11,18 @@ Once listening it prints exactly one JSON line on stdout,
 Per-request overrides in the query string (used by the experiments):
 
 * ``delay=S``   wait S seconds instead of ``--delay``;
-* ``fail=reset`` after the delay, reset the connection (RST) instead of answering.
+* ``fail=reset`` after the delay, reset the connection (RST) instead of answering;
+* ``fault=reset-mid-response|truncate|hang`` misbehave as the ``--fault`` flag says.
+
+Faults on purpose, for the whole server: ``--fault`` (every ``--fault-every``-th
+request), ``--idle-close S``, ``--stop-accepting-after N`` (see ``--help``).
 
 ``GET /stats`` answers at once with the server's counters as JSON.
 
 One asyncio event loop serves every connection; h11 parses requests. A pending
 response is a timer, not a thread, so thousands of slow connections cost little.
+The delay counts from when the loop woke up with the request's data, so a
+request that waited behind thousands of others to be parsed is not answered late.
 """
 from __future__ import annotations
 
