@@ -225,6 +225,9 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # clean up (servers, results) on SIGTERM too
+    # started from a background job, SIGINT arrives ignored and Python leaves it so: take it back,
+    # so that ^C or kill -INT always stops the run cleanly
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
