@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
 from harness.cli import main
+
+from .interrupting import interrupt, still_running
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,33 +54,15 @@ def test_bad_input_from_a_shell_has_no_traceback():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_interrupted_run_keeps_what_it_measured(sig, tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "tests.sample_clients:urllib3_pool_per_request",
-         "--results-dir", str(tmp_path), "--delay", "0.05"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )
-    try:
-        lines = []
-        for line in proc.stdout:  # wait for a line, not a time: the first round is done
-            lines.append(line)
-            if "round 1:" in line:
-                break
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert children, "the server should be running mid-experiment"
-        proc.send_signal(sig)
-        assert proc.wait(timeout=15) == 130
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        stderr = proc.stderr.read()
-        proc.stderr.close()
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    done = interrupt(["run", "tests.sample_clients:urllib3_pool_per_request", "--results-dir", str(tmp_path),
+                      "--delay", "0.05"], lambda lines: "round 1:" in lines[-1], sig)  # the first round is done
+    assert done.children, "the server should be running mid-experiment"
+    assert done.status == 130, done.stderr
+    assert "interrupted" in done.stderr and "Traceback" not in done.stderr
     data = json.loads((tmp_path / "tcp_count-tests.sample_clients_urllib3_pool_per_request.json").read_text())
     assert data["complete"] is False and data["error"].startswith("KeyboardInterrupt")
     assert data["samples"] and data["rounds"][0]["residual"] > 0
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not still_running(done.children)
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 

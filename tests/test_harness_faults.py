@@ -18,6 +18,7 @@ from harness.options import Settings
 from harness.scenarios import measure
 from harness.server_process import ServerProcess
 
+from .interrupting import interrupt, still_running
 from .waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,33 +62,19 @@ def test_server_death_fails_the_experiment_within_2_s_and_keeps_what_was_measure
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_interrupted_compare_leaves_nothing_behind(sig, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "compare", "--results-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        second = False
-        for line in proc.stdout:  # wait for a line, not a time: the second experiment reports progress
-            second = second or line.startswith("[2/8]")
-            if second and line.startswith("      ") and "watching" in line:
-                break
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert children, "a server should be running mid-experiment"
-        ports = {c.raddr.port for c in psutil.Process(proc.pid).net_connections(kind="tcp") if c.raddr}
-        proc.send_signal(sig)
-        assert proc.wait(timeout=15) == 130
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        stderr = proc.stderr.read()
-        proc.stderr.close()
-    assert "interrupted" in stderr and "Traceback" not in stderr
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    def second_experiment_under_way(lines):  # a line, not a time: the second experiment reports progress
+        return any(ln.startswith("[2/8]") for ln in lines) and "watching" in lines[-1]
+
+    done = interrupt(["compare", "--results-dir", str(tmp_path)], second_experiment_under_way, sig)
+    assert done.children, "a server should be running mid-experiment"
+    assert done.status == 130, done.stderr
+    assert "interrupted" in done.stderr and "Traceback" not in done.stderr
+    assert not still_running(done.children)
     incomplete = [json.loads(p.read_text()) for p in tmp_path.glob("*-*.json")]
     assert any(d["complete"] is False for d in incomplete)
     # the process is gone; what it held died with it, and the servers with theirs: nothing on those ports
     assert not [c for c in psutil.net_connections(kind="tcp")
-                if c.raddr and c.raddr.port in ports and c.status in ("ESTABLISHED", "CLOSE_WAIT")]
+                if c.raddr and c.raddr.port in done.ports and c.status in ("ESTABLISHED", "CLOSE_WAIT")]
 
 
 USER_TEST = '''
