@@ -94,10 +94,10 @@ def choose_backend(name: str = "auto") -> str:
     return name
 
 
-def psutil_rows(connections=None) -> list[tuple[str, str, int, str, int]]:
+def psutil_rows() -> list[tuple[str, str, int, str, int]]:
     """(state, local ip, local port, remote ip, remote port) of every TCP socket, by psutil."""
     rows = []
-    for conn in psutil.net_connections(kind="tcp") if connections is None else connections:
+    for conn in psutil.net_connections(kind="tcp"):
         if conn.raddr:
             rows.append((conn.status, conn.laddr.ip, conn.laddr.port, conn.raddr.ip, conn.raddr.port))
     return rows
@@ -176,10 +176,6 @@ class HostsCounter:
     def __init__(self, counters: Sequence[SocketCounter]) -> None:
         self.counters = list(counters)
         self.last_by_host: tuple[Snapshot, ...] = ()
-
-    @property
-    def hosts(self) -> list[str]:
-        return [f"{c.host}:{c.port}" for c in self.counters]
 
     def ignore_existing_time_wait(self) -> int:
         return sum(c.ignore_existing_time_wait() for c in self.counters)
