@@ -1,8 +1,8 @@
 import psutil
 import pytest
 
-from harness.leftovers import describe, settle
-from harness.server_process import STARTED
+from harness.sampling.leftovers import describe, settle
+from harness.server import STARTED
 
 # harness.pytest_plugin is loaded through its pytest11 entry point (pip install -e .)
 

@@ -1,15 +1,19 @@
+"""Experiments use only what a user of the library could: the plugin's fixtures
+(``run_experiment``, ``leak_settings``, ``start_slow_server``) and ``harness``'s
+public API."""
 import pytest
 
-from harness.scenarios import measure
+from harness import Experiment
 
 
 @pytest.fixture
-def experiment(slow_server, leak_settings, record_experiment):
-    """``experiment(scenario, target, **kw)``: measure on a fresh server, record it, return the result."""
+def experiment(run_experiment, leak_settings):
+    """``experiment(target, scenario="tcp_count", **fields)``: one ``Experiment``
+    with the session's settings, run on servers of its own, written and recorded."""
 
-    def run(scenario: str, target: str, **kwargs):
-        result = measure(scenario, target, leak_settings, slow_server, **kwargs)
-        return record_experiment(result)
+    def run(target, scenario: str = "tcp_count", **fields):
+        fields.setdefault("settings", leak_settings)
+        return run_experiment(Experiment(target, scenario=scenario, **fields))
 
     return run
 

@@ -6,7 +6,7 @@ in ``test_tcp_count``.
 """
 import pytest
 
-from harness.clients import BUILTIN_NAMES, VARIANTS, expectation
+from harness import BUILTIN_NAMES, VARIANTS, expectation
 
 CATALOG_VARIANTS = [v for v in VARIANTS if v.name not in BUILTIN_NAMES]
 
@@ -14,7 +14,7 @@ CATALOG_VARIANTS = [v for v in VARIANTS if v.name not in BUILTIN_NAMES]
 @pytest.mark.parametrize("variant", CATALOG_VARIANTS, ids=[v.name for v in CATALOG_VARIANTS])
 def test_catalog(experiment, variant):
     expect = expectation(variant.kind)
-    result = experiment("tcp_count", variant.name, expect=expect)
+    result = experiment(variant.name, expect=expect)
     assert result.passed, result.explain()
     assert result.verdict.trend.verdict == expect
     if variant.name == "stdlib-faulty":

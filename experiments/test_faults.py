@@ -2,8 +2,7 @@
 client leaves behind, and that the fixed one stays bounded and recovers."""
 import pytest
 
-from harness.fault_scenarios import HANG_EVERY, STOP_AFTER
-from harness.scenarios import default_expectation, measure
+from harness import HANG_EVERY, STOP_AFTER, default_expectation
 
 EVERY = 10  # one request in ten gets the fault: the rest of each round still runs
 
@@ -19,12 +18,10 @@ CASES = [(fault, variant) for fault in FAULTS for variant in ("faulty", "fixed")
 
 
 @pytest.mark.parametrize("fault, variant", CASES, ids=[f"{f}-{v}" for f, v in CASES])
-def test_fault(start_slow_server, leak_settings, record_experiment, fault, variant):
+def test_fault(experiment, fault, variant):
     flags, scenario = FAULTS[fault]
-    server = start_slow_server(**flags)
     expect = default_expectation(variant) if scenario == "tcp_count" else None
-    result = record_experiment(measure(scenario, variant, leak_settings, server, expect=expect,
-                                       name=f"fault-{fault}-{variant}"))
+    result = experiment(variant, scenario, faults=flags, expect=expect, name=f"fault-{fault}-{variant}")
     assert result.passed, result.explain()
     last = result.rounds[-1] if result.rounds else {}
     if fault == "idle-close" and variant == "faulty":
@@ -32,4 +29,4 @@ def test_fault(start_slow_server, leak_settings, record_experiment, fault, varia
         assert last["close_wait"] > 0 and result.verdict.trend.verdict == "growth", result.explain()
     if fault in ("reset-mid-response", "truncated-body"):
         # some requests failed, and the rounds went on: the fixed client recovered every time
-        assert 0 < result.figures["failed"] < result.figures["requests"], result.explain()
+        assert 0 < result.figures.failed < result.figures.requests, result.explain()

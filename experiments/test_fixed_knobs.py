@@ -1,8 +1,7 @@
 """The fixed client's knobs that the seed's table does not show, proved by measurement."""
 import dataclasses
 
-from harness.clients import FixedClient, fixed_settings_for
-from harness.scenarios import WARM_UP_REQUESTS, idle_across_hosts
+from harness import WARM_UP_REQUESTS, FixedClient, fixed_settings_for, idle_across_hosts
 
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]  # distinct loopback addresses, one server each
 

@@ -4,21 +4,19 @@ addresses; the schedule's requests go to each in turn; every host is counted and
 judged on its own."""
 import pytest
 
-from harness.scenarios import default_expectation, measure
+from harness import default_expectation
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]  # distinct loopback addresses, one server each
 
 
 @pytest.mark.parametrize("variant", ["faulty", "fixed"])
-def test_hosts(start_slow_server, leak_settings, record_experiment, variant):
-    servers = [start_slow_server(host=host) for host in HOSTS]
+def test_hosts(experiment, variant):
     expect = default_expectation(variant)
-    result = record_experiment(measure("tcp_count", variant, leak_settings, servers, expect=expect,
-                                       name=f"hosts-{variant}"))
+    result = experiment(variant, expect=expect, hosts=tuple(HOSTS), name=f"hosts-{variant}")
     assert result.passed, result.explain()
     assert len(result.hosts) == len(HOSTS) and all(h.split(":")[0] in HOSTS for h in result.hosts)
-    assert result.figures["verdict_by_host"] == {host: expect for host in result.hosts}, result.explain()
-    by_host = result.figures["residuals_by_host"]
+    assert result.figures.verdict_by_host == {host: expect for host in result.hosts}, result.explain()
+    by_host = result.figures.residuals_by_host
     if variant == "fixed":
         # 3 hosts x 2 per host = 6 > 5: the total cap must bind (tests/test_fixed_knobs proves it binds exactly;
         # here the idle timeout may also have closed one that waited out a round)
@@ -26,4 +24,4 @@ def test_hosts(start_slow_server, leak_settings, record_experiment, variant):
         assert all(n <= 2 for residuals in by_host.values() for n in residuals), by_host
     else:
         # every request kept its socket, on whichever host it went to
-        assert sum(r[-1] for r in by_host.values()) == result.figures["requests"], by_host
+        assert sum(r[-1] for r in by_host.values()) == result.figures.requests, by_host

@@ -4,7 +4,7 @@ import pytest
 
 @pytest.mark.parametrize("variant", ["faulty", "fixed"])
 def test_idle_handling(experiment, variant):
-    result = experiment("idle_handling", variant)
+    result = experiment(variant, "idle_handling")
     assert result.passed, result.explain()
-    closes = result.figures["closed_after_s"] is not None
+    closes = result.figures.closed_after_s is not None
     assert closes is (variant == "fixed"), result.explain()

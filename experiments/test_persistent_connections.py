@@ -4,7 +4,7 @@ import pytest
 
 @pytest.mark.parametrize("variant", ["faulty", "fixed"])
 def test_persistent_connections(experiment, variant):
-    result = experiment("persistent_connections", variant, name=f"persistent_connections-{variant}")
+    result = experiment(variant, "persistent_connections")
     assert result.passed, result.explain()
     expected = {"faulty": False, "fixed": True}[variant]
-    assert result.figures["persistent"] is expected, result.explain()
+    assert result.figures.persistent is expected, result.explain()

@@ -25,11 +25,13 @@ from pathlib import Path
 import psutil
 
 from .clients import VARIANTS
+from .limits import raise_open_files_limit
 from .options import Settings
-from .results import write_json
-from .sampler import SocketCounter, choose_backend
-from .server import raise_open_files_limit
-from .server_process import ServerProcess
+from .report import write_json
+from .runner import Experiment, run
+from .sampling import BACKENDS, SocketCounter
+from .scenarios import SEED_PAIR, SEED_ROWS, default_expectation
+from .server import ServerProcess
 
 SAMPLER_SOCKETS = (100, 1_000, 10_000)
 SERVER_CONNECTIONS = (1_000, 5_000, 10_000)
@@ -52,7 +54,7 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
 def bench_sampler(sizes: Sequence[int], say: Callable[[str], None]) -> dict:
     """{backend: {sockets: median ms per sample}}; a size the fd limit cannot hold is left out."""
     limit = raise_open_files_limit()
-    backends = ["netlink", "psutil"] if choose_backend("auto") == "netlink" else ["psutil"]
+    backends = [name for name, backend in BACKENDS.items() if backend.available()]  # auto's choice first
     out: dict = {b: {} for b in backends}
     for n in sizes:
         if n + FD_MARGIN > limit:
@@ -161,15 +163,11 @@ def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float 
 
 def bench_verdicts(settings: Settings, say: Callable[[str], None]) -> dict:
     """{experiment: seconds to its verdict} for the seed's four scenarios on its pair and every catalog variant."""
-    from .cli import COMPARE_PLAN
-    from .scenarios import default_expectation, measure
-
-    plan = [(scenario, target) for target in ("faulty", "fixed") for scenario, _ in COMPARE_PLAN]
-    plan += [("tcp_count", v.name) for v in VARIANTS if v.name not in ("faulty", "fixed")]
+    plan = [(row.scenario, target) for target in SEED_PAIR for row in SEED_ROWS]
+    plan += [("tcp_count", v.name) for v in VARIANTS if v.name not in SEED_PAIR]
     out = {}
     for scenario, target in plan:
-        with ServerProcess(delay=settings.delay) as server:
-            result = measure(scenario, target, settings, server, expect=default_expectation(target))
+        result = run(Experiment(target, scenario=scenario, settings=settings, expect=default_expectation(target)))
         out[result.name] = round(result.duration_s, 3)
         say(f"  verdict {result.name:<38} {result.duration_s:5.2f} s  {'passed' if result.passed else 'FAILED'}")
     return out

@@ -1,4 +1,5 @@
-"""The experiment options, defined once for the CLI and the pytest plugin.
+"""The experiment options, defined once for the CLI and the pytest plugin; the
+value parsers and usage errors every part shares.
 
 Each option has one help text, used for the command-line flag and for the ini
 key; an environment variable is the fallback. Precedence: command line, then
@@ -106,9 +107,13 @@ def fraction_or_off(text: str) -> float | None:
 
 
 def sampler_name(text: str) -> str:
+    """``auto`` or the name of a registered sampler backend (``harness.sampling``)."""
+    from .sampling import names  # the registry: a new backend is accepted here without an edit
+
     value = str(text).strip().lower()
-    if value not in ("auto", "netlink", "psutil"):
-        raise OptionError(f"{text!r} is not a sampler: use auto, netlink or psutil")
+    known = names()
+    if value not in known:
+        raise OptionError(f"{text!r} is not a sampler: use {', '.join(known[:-1])} or {known[-1]}")
     return value
 
 

@@ -3,7 +3,7 @@ to read; no time is asserted here)."""
 import json
 
 from harness.bench import bench_sampler, bench_server, table
-from harness.cli import main
+from harness.faces.cli import main
 
 
 def test_sampler_and_server_figures_at_small_sizes():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.faces.cli import main
 
 from .interrupting import interrupt, still_running
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.experiment import ExperimentError
+from harness.driving import ExperimentError
+from harness.faces.common import run_and_write
 from harness.options import Settings
-from harness.scenarios import measure
-from harness.server_process import ServerProcess
+from harness.runner import Experiment
 
 from .interrupting import interrupt, still_running
 from .waiting import wait_for
@@ -38,19 +38,22 @@ def held_sockets_to(ports: set[int], pid: int | None = None) -> list:
 def test_server_death_fails_the_experiment_within_2_s_and_keeps_what_was_measured(tmp_path, variant):
     settings = Settings(results_dir=str(tmp_path), cycles=400)  # a round of 20 s: the death comes mid-round
     outcome: dict = {}
-    with ServerProcess(delay=0.2) as server:
-        def run():
-            try:
-                measure("tcp_count", variant, settings, server, name="dies")
-            except ExperimentError as exc:
-                outcome["error"], outcome["at"] = str(exc), time.monotonic()
+    started: list = []  # the runner tells of its server before starting it
 
-        thread = threading.Thread(target=run)
-        thread.start()
-        wait_for(server.stats, lambda st: st["requests_served"] >= 10)
-        os.kill(server.pid, signal.SIGKILL)  # our own child, by its pid
-        killed_at = time.monotonic()
-        thread.join(timeout=10)
+    def run():
+        try:
+            run_and_write(Experiment(variant, settings=settings, name="dies"), tmp_path,
+                          progress=lambda line: None, on_server=started.append)
+        except ExperimentError as exc:
+            outcome["error"], outcome["at"] = str(exc), time.monotonic()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    server = wait_for(lambda: started[0] if started and started[0].port else None, lambda s: s is not None)
+    wait_for(server.stats, lambda st: st["requests_served"] >= 10)
+    os.kill(server.pid, signal.SIGKILL)  # our own child (the runner's), by its pid
+    killed_at = time.monotonic()
+    thread.join(timeout=10)
     assert not thread.is_alive() and "error" in outcome, outcome
     assert outcome["at"] - killed_at < DEATH_REPORTED_WITHIN_S, outcome["at"] - killed_at
     assert f"pid {server.pid}) died" in outcome["error"] and "exit status -9" in outcome["error"]
@@ -108,7 +111,7 @@ def test_pytest_timeout_leaves_no_process_and_no_socket(tmp_path):
 
 
 def test_leftover_sockets_are_found_and_named(start_slow_server):
-    from harness.leftovers import describe, settle
+    from harness.sampling.leftovers import describe, settle
 
     server = start_slow_server(delay=0.05)
     forgotten = socket.create_connection((server.host, server.port), timeout=5)

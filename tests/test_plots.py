@@ -3,11 +3,11 @@ everything else is still written and the harness says how to get plots."""
 import struct
 import sys
 
-from harness.cli import main
-from harness.experiment import ExperimentResult
-from harness.plots import group_pairs, write_plot
-from harness.sampler import Sample
-from harness.verdict import Check, combine
+from harness.driving import ExperimentResult
+from harness.faces.cli import main
+from harness.judging import Check, combine
+from harness.report.plots import group_pairs, write_plot
+from harness.sampling import Sample
 
 
 def result(name, held):

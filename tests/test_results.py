@@ -1,7 +1,7 @@
 import os
 
-from harness.results import SAMPLE_COLUMNS, atomic_write, samples_csv
-from harness.sampler import Sample
+from harness.report.files import SAMPLE_COLUMNS, atomic_write, samples_csv
+from harness.sampling import Sample
 
 
 def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):

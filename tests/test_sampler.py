@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from harness.sampler import SocketCounter
+from harness.sampling import SocketCounter
 
 from .waiting import wait_for
 
@@ -135,7 +135,7 @@ def test_backends_see_the_same_sockets(server, start_slow_server):
 
 
 def test_auto_takes_netlink_on_linux(server):
-    assert SocketCounter(server.host, server.port).backend == "netlink"
+    assert SocketCounter(server.host, server.port).backend.name == "netlink"
 
 
 def test_server_side_is_counted_only_when_asked(server, backend):

@@ -1,7 +1,7 @@
 import pytest
 
 from harness.options import OPTIONS, OptionError, Settings, settings_from
-from harness.schedule import make_schedule
+from harness.driving import make_schedule
 
 
 def test_schedule_is_reproducible_and_bounded():

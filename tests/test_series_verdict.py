@@ -3,9 +3,9 @@ import random
 
 import pytest
 
-from harness.command import fill
+from harness.driving import fill
 from harness.options import UsageError
-from harness.series_verdict import GROWTH, PLATEAU, UNDECIDED, judge_series, theil_sen
+from harness.judging import GROWTH, PLATEAU, UNDECIDED, judge_series, theil_sen
 
 TIMES = [i * 0.05 for i in range(200)]  # 10 s at the default sample interval
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from harness.server import main as server_main
-from harness.server_process import ServerProcess
+from harness.server import ServerProcess
+from harness.server.main import main as server_main
 
 from .waiting import wait_for
 

@@ -1,7 +1,7 @@
 """The verdicts on synthetic series: no server, no sockets."""
 import pytest
 
-from harness.verdict import (
+from harness.judging import (
     GROWTH,
     PLATEAU,
     UNDECIDED,
@@ -10,9 +10,9 @@ from harness.verdict import (
     check_equals,
     check_never_falls,
     combine,
-    format_sockets,
     judge_trend,
 )
+from harness.sampling import format_sockets
 
 PER_ROUND = 26  # requests in one replay of the default schedule
 

@@ -23,8 +23,6 @@ from .tuning import ClientTuning, tuning_for
 BUILTIN_NAMES = ("faulty", "fixed")  # the seed's pair, measured in every scenario; the catalog has more
 
 
-
-
 class TargetError(ValueError):
     """A TARGET that names no variant or does not import."""
 
@@ -82,17 +80,13 @@ def target_name(target: str | Callable[[str], object]) -> str:
     return f"{module}:{name}"
 
 
-def resolve(target: str | Callable[[str], object], delay: float = 0.2, idle_timeout: float = 0.5) -> Callable[[str], object]:
-    """Return a request function for ``target``; raises TargetError.
-
-    A TARGET is a catalog name, ``package.module:function``, or (from Python)
-    the request function itself. ``delay`` and ``idle_timeout`` (seconds) tune
-    the catalog's variants.
-    """
+def lookup(target: str | Callable[[str], object]) -> Variant | Callable[[str], object]:
+    """The catalog variant or the function ``target`` names, without making a client;
+    raises TargetError. Imports ``package.module`` for ``package.module:function``."""
     if callable(target):
-        return AsyncTarget(target) if _is_async(target) else target
+        return target
     if target in CATALOG:
-        return make_variant(CATALOG[target], delay, idle_timeout)
+        return CATALOG[target]
     if ":" not in target:
         raise TargetError(f"unknown variant {target!r}: see `python -m harness list`, or give package.module:function")
     module_name, _, attr = target.partition(":")
@@ -112,10 +106,21 @@ def resolve(target: str | Callable[[str], object], delay: float = 0.2, idle_time
             raise TargetError(f"target {target!r}: module {module_name!r} has no {attr!r}") from None
     if not callable(obj):
         raise TargetError(f"target {target!r}: {attr!r} is not callable")
-    if _is_async(obj):
-        return AsyncTarget(obj)
     return obj  # type: ignore[return-value]
 
 
+def resolve(target: str | Callable[[str], object], delay: float = 0.2, idle_timeout: float = 0.5) -> Callable[[str], object]:
+    """Return a request function for ``target``; raises TargetError.
+
+    A TARGET is a catalog name, ``package.module:function``, or (from Python)
+    the request function itself. ``delay`` and ``idle_timeout`` (seconds) tune
+    the catalog's variants.
+    """
+    found = lookup(target)
+    if isinstance(found, Variant):
+        return make_variant(found, delay, idle_timeout)
+    return AsyncTarget(found) if _is_async(found) else found
+
+
 __all__ = ["BUILTIN_NAMES", "CATALOG", "FAULTY", "FIXED", "VARIANTS", "ClientTuning", "FaultyClient", "FixedClient",
-           "FixedSettings", "TargetError", "Variant", "expectation", "make_variant", "resolve", "target_name"]
+           "FixedSettings", "TargetError", "Variant", "expectation", "lookup", "make_variant", "resolve", "target_name"]

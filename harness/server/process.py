@@ -28,19 +28,6 @@ class ServerError(RuntimeError):
     """The server could not be started, died, or would not stop."""
 
 
-def fault_args(fault: str | None = None, every: int = 1, idle_close: float | None = None,
-               stop_accepting_after: int | None = None) -> tuple[str, ...]:
-    """The server's fault flags (see ``python -m harness.server --help``)."""
-    args: list[str] = []
-    if fault is not None:
-        args += ["--fault", fault, "--fault-every", str(every)]
-    if idle_close is not None:
-        args += ["--idle-close", str(idle_close)]
-    if stop_accepting_after is not None:
-        args += ["--stop-accepting-after", str(stop_accepting_after)]
-    return tuple(args)
-
-
 @dataclass
 class ServerProcess:
     """A running ``python -m harness.server``; use as a context manager.

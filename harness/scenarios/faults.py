@@ -15,29 +15,26 @@ from __future__ import annotations
 
 import time
 
-from .clients import FaultyClient, FixedClient
-from .experiment import ExperimentError, ExperimentResult, Progress, Run
-from .options import Settings
-from .verdict import Check, check_at_most, check_equals, combine
+from ..clients import FaultyClient, FixedClient
+from ..driving import ExperimentError, ExperimentResult, HangFigures, Progress, Run, StopAcceptingFigures
+from ..judging import Check, check_at_most, check_equals, combine
+from ..options import Settings
+from ..server import FAULTS
 
 HANG_EVERY = 5  # start the server with fault="hang", every=HANG_EVERY
+HANGING = next(f.counter for f in FAULTS if f.name == "hang")  # the /stats gauge of requests never answered
 HANG_REQUESTS = 10  # concurrent: 2 of them hang
 STOP_AFTER = 2  # start the server with stop_accepting_after=STOP_AFTER
 SEQUENTIAL_REQUESTS = 5  # one at a time: 3 of them after the listener closed
 OBSERVE_SLACK_S = 1.0  # beyond the fixed client's read timeout: it has given up by then, even on a loaded machine
 
 
-def _tally(run: Run, result: ExperimentResult) -> None:
-    result.figures.update(requests=run.tracker.started, failed=run.tracker.failed, errors=dict(run.tracker.errors),
-                          first_error=run.tracker.first_error, peak_in_flight=run.tracker.peak)
-
-
 def _wait_hanging(run: Run, target: int, settings: Settings, deadline_s: float = 2.0) -> int:
     """The server's hanging requests, polled until ``target`` or the deadline."""
     end = time.monotonic() + deadline_s
-    hanging = run.server.stats()["hanging"]
+    hanging = run.server.stats()[HANGING]
     while hanging != target and time.monotonic() < end and not run.stop_event.wait(settings.sample_interval):
-        hanging = run.server.stats()["hanging"]
+        hanging = run.server.stats()[HANGING]
     return hanging
 
 
@@ -51,7 +48,6 @@ def hang(run: Run, settings: Settings, result: ExperimentResult, progress: Progr
     run.tracker.wait_idle(window)
     still = run.tracker.current
     sample, snap = run.settle("after_hang")
-    result.figures.update(hung_requests=hung, still_in_flight=still, held=sample.held, window_s=round(window, 2))
     checks: list[Check] = []
     if isinstance(run.client, FaultyClient):
         # tolerance 0: no timeout, and the server never answers them: they wait for ever
@@ -71,8 +67,9 @@ def hang(run: Run, settings: Settings, result: ExperimentResult, progress: Progr
         recovered = run.tracker.failed == hung
         checks.append(Check("recovers", recovered, "the next request succeeded" if recovered else
                             f"the next request failed too: {run.tracker.first_error}"))
-    _tally(run, result)
-    result.sockets_left = [(s.local_port, s.state) for s in snap.sockets]
+    result.figures = HangFigures(hung_requests=hung, still_in_flight=still, held=sample.held,
+                                 window_s=round(window, 2), **run.tally())
+    result.sockets_left = list(snap.sockets)
     result.verdict = combine(None, None, checks)
 
 
@@ -84,8 +81,7 @@ def stop_accepting(run: Run, settings: Settings, result: ExperimentResult, progr
         run.drain(deadline)
     progress(f"{SEQUENTIAL_REQUESTS} requests one at a time; the server stopped accepting after {STOP_AFTER}")
     sample, snap = run.settle("end")
-    _tally(run, result)
-    result.figures["held"] = sample.held
+    result.figures = StopAcceptingFigures(held=sample.held, **run.tally())
     after_stop = SEQUENTIAL_REQUESTS - STOP_AFTER
     checks: list[Check] = []
     if isinstance(run.client, FaultyClient):
@@ -97,5 +93,5 @@ def stop_accepting(run: Run, settings: Settings, result: ExperimentResult, progr
         # tolerance 0: its one pooled connection serves every request, the listener is not needed
         checks.append(check_equals("keeps working", run.tracker.failed, 0, 0, "failed requests"))
         checks.append(check_equals("one connection reused", sample.held, 1, 0, "held sockets"))
-    result.sockets_left = [(s.local_port, s.state) for s in snap.sockets]
+    result.sockets_left = list(snap.sockets)
     result.verdict = combine(None, None, checks)

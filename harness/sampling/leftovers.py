@@ -11,7 +11,9 @@ from collections.abc import Collection
 
 import psutil
 
-HELD = ("ESTABLISHED", "CLOSE_WAIT", "SYN_SENT")
+from .states import HELD_STATES, SYN_SENT
+
+HELD = (*HELD_STATES, SYN_SENT)  # a connect still under way is held too
 
 
 def held_sockets(ports: Collection[int]) -> list:

@@ -14,12 +14,9 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .sampler import Sample
-
-if TYPE_CHECKING:
-    from .experiment import ExperimentResult
+from ..driving import ExperimentResult
+from ..sampling import Sample
 
 SAMPLE_COLUMNS = [f.name for f in fields(Sample)]
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .experiment import ExperimentResult
-from .results import atomic_write, write_json
+from ..driving import Churn, CloseOnErrorFigures, ExperimentResult, IdleFigures, PersistentFigures
+from ..judging import GROWTH
+from ..scenarios import SEED_PAIR, SEED_ROWS, TCP_COUNT
+from .files import atomic_write, write_json
 
-ROWS = (
-    ("persistent_connections", "Persistent connections"),
-    ("idle_handling", "Idle handling"),
-    ("close_on_error", "Close on error"),
-    ("tcp_count", "TCP count"),
-)
+ROWS = tuple((row.scenario, row.title) for row in SEED_ROWS)
 
 
 def _cell(result: ExperimentResult) -> str:
@@ -20,21 +17,19 @@ def _cell(result: ExperimentResult) -> str:
     if not result.complete:
         return f"incomplete ({result.error})"
     mark = "" if result.passed else " [FAILED]"
-    if result.scenario == "persistent_connections":
-        word = "yes" if f.get("persistent") else "no"
-        n = f["new_connections"]
-        return f"{word}: {n} connection{'' if n == 1 else 's'} for {f['requests']} requests{mark}"
-    if result.scenario == "idle_handling":
-        if f.get("closed_after_s") is not None:
-            return f"closed: {f['idle_before']} idle sockets closed {f['closed_after_s']:.2f} s after going idle{mark}"
-        return f"never: {f['idle_after']} of {f['idle_before']} idle sockets open after {f['window_s']:.2f} s{mark}"
-    if result.scenario == "close_on_error":
-        closed = f["idle_before"] - f["after_error"]
-        word = "yes" if f["after_error"] == 0 and f["idle_before"] else "no"
-        return f"{word}: {closed} of {f['idle_before']} idle sockets closed after a {f['failure']}{mark}"
-    if result.scenario == "tcp_count" and result.verdict and result.verdict.trend:
+    if isinstance(f, PersistentFigures):
+        n = f.new_connections
+        return f"{'yes' if f.persistent else 'no'}: {n} connection{'' if n == 1 else 's'} for {f.requests} requests{mark}"
+    if isinstance(f, IdleFigures):
+        if f.closed_after_s is not None:
+            return f"closed: {f.idle_before} idle sockets closed {f.closed_after_s:.2f} s after going idle{mark}"
+        return f"never: {f.idle_after} of {f.idle_before} idle sockets open after {f.window_s:.2f} s{mark}"
+    if isinstance(f, CloseOnErrorFigures):
+        word = "yes" if f.after_error == 0 and f.idle_before else "no"
+        return f"{word}: {f.idle_before - f.after_error} of {f.idle_before} idle sockets closed after a {f.failure}{mark}"
+    if result.scenario == TCP_COUNT and result.verdict and result.verdict.trend:
         trend = result.verdict.trend
-        word = "keeps increasing" if trend.verdict == "growth" else "stays stable"
+        word = "keeps increasing" if trend.verdict == GROWTH else "stays stable"
         path = " -> ".join(map(str, trend.residuals))
         return f"{word}: {trend.verdict}, kept {path} after rounds of {trend.requests_per_round} requests{mark}"
     return result.verdict.summary if result.verdict else "-"
@@ -42,7 +37,9 @@ def _cell(result: ExperimentResult) -> str:
 
 def _churn_cell(result: ExperimentResult) -> str:
     f = result.figures
-    return f"{f.get('new_connections_per_request', 0):.2f} new connections, {f.get('time_wait_per_request', 0):.2f} TIME_WAIT"
+    if not isinstance(f, Churn):
+        return "-"
+    return f"{f.new_connections_per_request:.2f} new connections, {f.time_wait_per_request:.2f} TIME_WAIT"
 
 
 SEED_TABLE_SCENARIOS = {scenario for scenario, _ in ROWS}
@@ -53,7 +50,7 @@ def _seed_column(result: ExperimentResult) -> str | None:
     if result.scenario not in SEED_TABLE_SCENARIOS or result.hosts or "-" not in result.name:
         return None
     prefix, column = result.name.split("-", 1)
-    return column if prefix.startswith(result.scenario) and column in ("faulty", "fixed") else None
+    return column if prefix.startswith(result.scenario) and column in SEED_PAIR else None
 
 
 def comparison(results: Sequence[ExperimentResult]) -> dict:
@@ -72,7 +69,7 @@ def comparison(results: Sequence[ExperimentResult]) -> dict:
         cells = {c: _cell(by_key[(scenario, c)]) for c in columns if (scenario, c) in by_key}
         if cells:
             rows.append({"row": title, "cells": cells})
-    churn = {c: _churn_cell(by_key[("tcp_count", c)]) for c in columns if ("tcp_count", c) in by_key}
+    churn = {c: _churn_cell(by_key[(TCP_COUNT, c)]) for c in columns if (TCP_COUNT, c) in by_key}
     if churn:
         rows.append({"row": "Churn per request (not a leak)", "cells": churn})
     return {"columns": columns, "rows": rows}
@@ -91,7 +88,7 @@ def others(results: Sequence[ExperimentResult]) -> list[dict]:
             "verdict": trend.verdict if trend else ("checks" if r.complete else "incomplete"),
             "passed": r.passed,
             "kept": " -> ".join(map(str, trend.residuals)) if trend else "-",
-            "churn": f"{f.get('new_connections_per_request', 0):.2f} new connections per request",
+            "churn": f"{f.new_connections_per_request:.2f} new connections per request" if isinstance(f, Churn) else "-",
             "seconds": round(r.duration_s, 2),
         })
     return rows

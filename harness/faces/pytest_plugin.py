@@ -3,7 +3,8 @@ fixtures only.
 
 Installing the package registers it in every pytest run. Options live in one
 group; each help text is also its ini key's help; a ``LEAK_*`` environment
-variable is the fallback. The logic is in the library (``harness.check``).
+variable is the fallback. Experiments run through the runner
+(``harness.runner``) and are written by the report (``harness.report``).
 """
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .check import check
-from .experiment import ExperimentResult
-from .options import OPTIONS, OptionError, Settings, override, settings_from
-from .plots import HOW_TO_GET_PLOTS, write_plot
-from .report import write_summary
-from .sampler import choose_backend
-from .server_process import ServerProcess, fault_args
+from ..clients import TargetError
+from ..driving import ExperimentResult
+from ..options import OPTIONS, OptionError, Settings, UsageError, override, settings_from
+from ..report import write_session
+from ..runner import Experiment, file_label
+from ..sampling import choose_backend
+from ..server import ServerProcess, fault_args
+from .common import run_and_write
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 RESULTS_KEY = pytest.StashKey[list]()
@@ -53,7 +55,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     return (f"leak harness: delay={s.delay}s cycles={s.cycles} period={s.period}s extra-max={s.extra_max} "
             f"seed={s.seed} rounds={s.rounds}..{s.max_rounds} sample-interval={s.sample_interval}s "
             f"idle-timeout={s.idle_timeout}s max-churn={s.max_churn if s.max_churn is not None else 'off'} "
-            f"sampler={s.sampler}{'' if s.sampler != 'auto' else ' (' + choose_backend('auto') + ')'} "
+            f"sampler={s.sampler}{'' if s.sampler != 'auto' else ' (' + choose_backend('auto').name + ')'} "
             f"results-dir={s.results_dir}")
 
 
@@ -69,14 +71,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def pytest_sessionfinish(session: pytest.Session) -> None:
     results = session.config.stash.get(RESULTS_KEY, [])
     if results:
-        results_path = session.config.stash[SETTINGS_KEY].results_path
-        md, _ = write_summary(results, results_path)
-        try:
-            plot = write_plot(results, results_path / "experiments.png", "experiments of this run")
-            drawn = f"plot {plot}" if plot else f"no plot: {HOW_TO_GET_PLOTS}"
-        except (OSError, ValueError, RuntimeError) as exc:  # a picture is extra: never fail a run for it
-            drawn = f"no plot: {type(exc).__name__}: {exc}"
-        session.config.stash[REPORT_KEY] = [f"table {md}", drawn]
+        md, picture = write_session(results, session.config.stash[SETTINGS_KEY].results_path, "experiments.png",
+                                    "experiments of this run")
+        session.config.stash[REPORT_KEY] = [f"table {md}", picture]
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -95,8 +92,8 @@ def leak_settings(pytestconfig: pytest.Config) -> Settings:
 def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -> Iterator[Callable[..., ServerProcess]]:
     """Factory: ``start_slow_server(delay=None, host="127.0.0.1", **faults)`` starts a fresh server.
 
-    ``faults``: ``fault`` ("reset-mid-response", "truncate", "hang") with
-    ``every`` (N-th request), ``idle_close`` (s), ``stop_accepting_after`` (requests).
+    ``faults``: ``fault`` (a name in ``harness.server.FAULTS``) and the knobs of
+    ``harness.server.KNOBS`` (``every``, ``idle_close``, ``stop_accepting_after``).
     Every server started is stopped at teardown (terminate -> wait -> kill);
     its stderr is attached to the report of a failing test.
     """
@@ -139,8 +136,24 @@ def record_experiment(pytestconfig: pytest.Config) -> Callable[[ExperimentResult
 
 
 @pytest.fixture
+def run_experiment(request: pytest.FixtureRequest, leak_settings: Settings,
+                   record_experiment: Callable[[ExperimentResult], ExperimentResult]
+                   ) -> Callable[[Experiment], ExperimentResult]:
+    """``run_experiment(Experiment(...))``: run it on servers of its own, write its
+    results (also when interrupted), add it to the session's summary, and return
+    it. Never fails the test by itself: the test asserts what it expects."""
+
+    def run(experiment: Experiment) -> ExperimentResult:
+        servers = request.node.stash.setdefault(SERVERS_KEY, [])
+        return record_experiment(run_and_write(experiment, experiment.settings.results_path,
+                                               on_server=servers.append))
+
+    return run
+
+
+@pytest.fixture
 def leak_check(request: pytest.FixtureRequest, leak_settings: Settings,
-               record_experiment: Callable[[ExperimentResult], ExperimentResult]) -> Callable[..., ExperimentResult]:
+               run_experiment: Callable[[Experiment], ExperimentResult]) -> Callable[..., ExperimentResult]:
     """``leak_check(target=None, expect="plateau", *, cmd=None, name=None, **options)``
 
     Runs one experiment on a fresh slow server: ``target`` is a function that
@@ -154,24 +167,19 @@ def leak_check(request: pytest.FixtureRequest, leak_settings: Settings,
     """
     calls = 0
 
-    def run(target=None, expect: str | None = "plateau", *, cmd: str | None = None, name: str | None = None,
-            **options) -> ExperimentResult:
+    def check(target=None, expect: str | None = "plateau", *, cmd: str | None = None, name: str | None = None,
+              **options) -> ExperimentResult:
         nonlocal calls
         calls += 1
+        label = file_label(request.node.name)
         try:
-            settings = override(leak_settings, **options)
-        except OptionError as exc:
+            experiment = Experiment(target, cmd=cmd, expect=expect, settings=override(leak_settings, **options),
+                                    name=name or (label if calls == 1 else f"{label}-{calls}"))
+            result = run_experiment(experiment)  # a target that does not resolve fails before a server starts
+        except (OptionError, UsageError, TargetError) as exc:
             pytest.fail(f"leak_check: {exc}", pytrace=False)
-        if (target is None) == (cmd is None):
-            pytest.fail("leak_check: give a target (a request function or name) or cmd=..., not both or neither",
-                        pytrace=False)
-        label = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
-        servers = request.node.stash.setdefault(SERVERS_KEY, [])
-        result = record_experiment(check(target, cmd=cmd, expect=expect, settings=settings,
-                                         name=name or (label if calls == 1 else f"{label}-{calls}"),
-                                         on_server=servers.append))
         if not result.passed:
             pytest.fail(result.explain(), pytrace=False)
         return result
 
-    return run
+    return check

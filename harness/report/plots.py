@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .experiment import ExperimentResult
+from ..driving import ExperimentResult
 
 HOW_TO_GET_PLOTS = "plots need matplotlib: pip install 'tcp-leak-harness[plots]' (or pip install matplotlib)"
 _VARIANT = re.compile(r"-(faulty|fixed)(?=$|-)")

@@ -24,22 +24,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-GROWTH = "growth"
-PLATEAU = "plateau"
-UNDECIDED = "undecided"
+from .margins import GROWTH, GROWTH_MIN_EXCESS, PLATEAU, PLATEAU_MAX_RISE, UNDECIDED
 
 WARM_UP_FRACTION = 0.25
 WINDOWS = 5
 MIN_SAMPLES_PER_WINDOW = 3  # a floor from fewer samples is too easily one lucky moment
-# As for rounds (harness.verdict.PLATEAU_MAX_RISE): a healthy pool's floor can
-# differ by a connection or two with what happened to be in flight.
-PLATEAU_MAX_RISE = 2
-# Growth needs a floor rise above what a pool can show, in all steps between
+# PLATEAU_MAX_RISE as for rounds (margins.py): a healthy pool's floor can differ
+# by a connection or two with what happened to be in flight. Growth needs a floor rise above what a pool can show, in all steps between
 # windows but one (a slow leak may add nothing in one window).
 GROWTH_MIN_RISE = PLATEAU_MAX_RISE + 1
-# As for rounds (harness.verdict.GROWTH_MIN_EXCESS): leaks end >= 5 above the peak
-# in flight, healthy pools <= 2.
-GROWTH_MIN_EXCESS = 5
+# GROWTH_MIN_EXCESS as for rounds (margins.py): leaks end >= 5 above the peak in
+# flight, healthy pools <= 2.
 MAX_POINTS = 300  # Theil–Sen costs O(n^2): 300 points are 45k slopes, ~20 ms
 Z_95 = 1.959964  # two-sided 95 % normal quantile
 

@@ -1,5 +1,6 @@
-"""TCP sockets to one server, from the Linux kernel's sock_diag netlink
-interface (what ``ss`` uses), filtered by address and port in the kernel.
+"""The netlink backend (Linux): TCP sockets to one server, from the kernel's
+sock_diag netlink interface (what ``ss`` uses), filtered by address and port in
+the kernel.
 
 ``tcp_sockets(address, port)`` returns the sockets whose remote end is the
 server (and, if asked, those whose local end is), in any state (TIME_WAIT
@@ -13,6 +14,9 @@ import os
 import socket
 import struct
 import sys
+from collections.abc import Sequence
+
+from .backends import Backend, BackendUnavailable, ClientSide, ServerSide, Target, register
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -37,7 +41,7 @@ _MSG = struct.Struct(">17xB2xHH")  # from the message's start: inet_diag_msg's s
 _HOSTCOND = struct.Struct("=BBxxi")  # family, prefix length, port (-1: any); the address follows
 
 
-class SockDiagUnavailable(OSError):
+class SockDiagUnavailable(BackendUnavailable):
     """This machine has no sock_diag (not Linux, or netlink is not allowed)."""
 
 
@@ -132,3 +136,21 @@ def _read_dump(sock: socket.socket, seq: int, port: int) -> tuple[list[tuple[int
                 code = -struct.unpack_from("=i", data, offset + header_size)[0]
                 raise SockDiagUnavailable(code, f"sock_diag: {os.strerror(code)}")
             offset += (length + 3) & ~3
+
+
+class NetlinkBackend(Backend):
+    name = "netlink"
+    summary = "Linux sock_diag, filtered by port in the kernel"
+
+    def available(self) -> bool:
+        return available()
+
+    def unavailable_reason(self) -> str:
+        return "the netlink sampler needs Linux sock_diag, which does not answer here"
+
+    def scan(self, targets: Sequence[Target]) -> list[tuple[ClientSide, ServerSide]]:
+        # one filtered dump per target: each reads only that server's sockets
+        return [tcp_sockets(t.ip, t.port, t.server_side) for t in targets]
+
+
+register(NetlinkBackend())  # registered first: auto prefers it where it answers

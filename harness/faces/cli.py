@@ -19,11 +19,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import scenarios
-from .clients import VARIANTS, TargetError, expectation, resolve
-from .command import fill, measure_command
-from .experiment import ExperimentError, ExperimentResult
-from .options import (
+from ..clients import VARIANTS, TargetError, expectation
+from ..driving import ExperimentError
+from ..judging import VERDICTS
+from ..options import (
     OPTIONS,
     OneLineParser,
     OptionError,
@@ -31,18 +30,12 @@ from .options import (
     UsageError,
     settings_from,
 )
-from .plots import HOW_TO_GET_PLOTS, plots_available, write_plot
-from .report import comparison, plain, write_summary
-from .results import write_json
-from .server_process import ServerError, ServerProcess
-from .verdict import GROWTH, PLATEAU, format_sockets
-
-COMPARE_PLAN = (
-    ("persistent_connections", "persistent connections"),
-    ("idle_handling", "idle handling"),
-    ("close_on_error", "close on error"),
-    ("tcp_count", "TCP count"),
-)
+from ..report import comparison, draw, plain, write_json, write_session
+from ..report.text import figures_lines, outcome_lines, result_path_line, short_outcome, verdict_line
+from ..runner import Experiment
+from ..scenarios import SEED_PAIR, SEED_ROWS, default_expectation
+from ..server import ServerError
+from .common import run_and_write
 
 
 def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cmd", metavar="COMMAND",
                      help="judge a command instead, in any language: a shell command whose {url}, {host} and {port} "
                           "are filled in; it runs until it ends or --duration runs out")
-    run.add_argument("--expect", choices=(GROWTH, PLATEAU), help="exit 1 unless the verdict is this")
+    run.add_argument("--expect", choices=VERDICTS, help="exit 1 unless the verdict is this")
     run.add_argument("--json", metavar="FILE", help="also write the result JSON to FILE")
     _add_experiment_options(run)
     sub.add_parser("list", help="the client catalog: every variant run accepts, one line each")
@@ -88,45 +81,30 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _measure(scenario: str, target: str, settings: Settings, expect: str | None, progress) -> ExperimentResult:
-    with ServerProcess(delay=settings.delay) as server:
-        return scenarios.measure(scenario, target, settings, server, expect=expect, progress=progress)
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    plan = [(target, scenario, title) for target in ("faulty", "fixed") for scenario, title in COMPARE_PLAN]
+    plan = [(target, row) for target in SEED_PAIR for row in SEED_ROWS]
     _say(f"comparing faulty and fixed: {len(plan)} experiments, server delay {settings.delay} s, "
          f"results in {settings.results_dir}/")
-    results: list[ExperimentResult] = []
+    results = []
     started = time.monotonic()
     try:
-        for i, (target, scenario, title) in enumerate(plan, 1):
-            _say(f"[{i}/{len(plan)}] {target}: {title}")
-            result = _measure(scenario, target, settings, scenarios.default_expectation(target),
-                              lambda line: _say(f"      {line}"))
+        for i, (target, row) in enumerate(plan, 1):
+            _say(f"[{i}/{len(plan)}] {target}: {row.progress}")
+            experiment = Experiment(target, scenario=row.scenario, settings=settings,
+                                    expect=default_expectation(target), name=f"{row.scenario}-{target}")
+            result = run_and_write(experiment, settings.results_path, progress=lambda line: _say(f"      {line}"))
             results.append(result)
-            _say(f"      {'passed' if result.passed else 'FAILED'} in {result.duration_s:.2f} s"
-                 + ("" if result.passed else f": {result.verdict.summary if result.verdict else result.error}"))
+            _say(f"      {short_outcome(result)}")
     finally:
         if results:
-            md, _ = write_summary(results, settings.results_path)
+            md, picture = write_session(results, settings.results_path, "compare.png", "faulty and fixed, measured")
     _say("")
     _say(plain(comparison(results)))
     _say(f"{sum(r.passed for r in results)}/{len(results)} experiments passed in {time.monotonic() - started:.1f} s; "
          f"table: {md}")
-    _say(_plot(results, settings.results_path / "compare.png", "faulty and fixed, measured"))
+    _say(picture)
     return 0 if all(r.passed for r in results) else 1
-
-
-def _plot(results: list[ExperimentResult], path: Path, title: str) -> str:
-    try:
-        written = write_plot(results, path, title)
-    except (OSError, ValueError, RuntimeError) as exc:  # a picture is extra: never lose the verdict to it
-        return f"no plot: {type(exc).__name__}: {exc}"
-    if written is not None:
-        return f"plot: {written}"
-    return f"no plot: {HOW_TO_GET_PLOTS}" if not plots_available() else "no plot: nothing was sampled"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -136,68 +114,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     json_path = Path(args.json) if args.json else None
     if json_path is not None and json_path.is_dir():
         raise UsageError(f"--json {args.json}: is a directory")
+    experiment = Experiment(args.target, cmd=args.cmd, settings=settings, expect=args.expect)
     if args.cmd is not None:
-        return _run_command(args, settings, json_path)
-    client = resolve(args.target, settings.delay, settings.idle_timeout)  # fail fast, before a server starts
-    (getattr(client, "close", None) or (lambda: None))()
-    _say(f"running {args.target}: rounds of {settings.cycles} cycles, server delay {settings.delay} s")
-    result = _measure("tcp_count", args.target, settings, args.expect, lambda line: _say(f"  {line}"))
+        _say(f"running command for at most {settings.duration} s, server delay {settings.delay} s: {args.cmd}")
+    else:
+        _say(f"running {args.target}: rounds of {settings.cycles} cycles, server delay {settings.delay} s")
+    result = run_and_write(experiment, settings.results_path, progress=lambda line: _say(f"  {line}"))
     if json_path is not None:
         write_json(json_path, result.as_dict())
-    verdict = result.verdict
-    assert verdict is not None and verdict.trend is not None
-    f = result.figures
-    _say(f"verdict: {verdict.trend.verdict}  ({verdict.trend.reason})")
-    _say(f"  requests {f['requests']} ({f['failed']} failed), peak in flight {f['peak_in_flight']}, "
-         f"kept after each round {' -> '.join(map(str, f['residuals']))}")
-    _say(f"  churn: {f['new_connections_per_request']:.2f} new connections and "
-         f"{f['time_wait_per_request']:.2f} TIME_WAIT per request "
-         + (f"(gated at {settings.max_churn} by --max-churn)" if settings.max_churn is not None
-            else "(churn, not a leak; --max-churn gates it)"))
-    if f["failed"]:
-        _say(f"  warning: {f['failed']} of {f['requests']} requests failed; the first: {f['first_error']}")
-    return _outcome(result, settings, "after the last round")
-
-
-def _outcome(result: ExperimentResult, settings: Settings, when: str) -> int:
-    """Print the checks, the failure with the sockets left, where results went; the exit status."""
-    verdict = result.verdict
-    assert verdict is not None
-    for check in verdict.checks:
-        _say(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
-    if not verdict.passed:
-        _say(f"FAILED: {verdict.summary}")
-        if result.sockets_left:
-            _say(f"sockets to the server {when}:")
-            _say(format_sockets(result.sockets_left))
-    _say(f"results: {settings.results_path / result.name}.json")
-    _say(_plot([result], settings.results_path / f"{result.name}.png", result.target))
-    return 0 if verdict.passed else 1
-
-
-def _run_command(args: argparse.Namespace, settings: Settings, json_path: Path | None) -> int:
-    fill(args.cmd, "http://127.0.0.1:1/", "127.0.0.1", 1)  # fail fast on a bad command, before a server starts
-    _say(f"running command for at most {settings.duration} s, server delay {settings.delay} s: {args.cmd}")
-    with ServerProcess(delay=settings.delay) as server:
-        result = measure_command(args.cmd, settings, server, expect=args.expect, progress=lambda ln: _say(f"  {ln}"))
-    if json_path is not None:
-        write_json(json_path, result.as_dict())
-    verdict, f = result.verdict, result.figures
-    assert verdict is not None and verdict.trend is not None
-    ended = "stopped by the harness" if f["stopped_by_harness"] else "ended by itself"
-    _say(f"verdict: {verdict.trend.verdict}  ({verdict.trend.reason})")
-    _say(f"  command {ended} after {f['ran_s']:.1f} s, exit status {f['exit_status']}; "
-         f"{f['requests']} requests ({f['requests_per_s']:.1f}/s), at most {f['peak_held']} sockets held")
-    _say(f"  churn: {f['new_connections_per_request']:.2f} new connections per request, "
-         f"{f['time_wait_per_s']:.1f} TIME_WAIT per second")
-    if f["exit_status"] not in (0, None) and not f["stopped_by_harness"] and f["stderr_tail"]:
-        _say("  the command failed; its stderr ends:")
-        _say("\n".join("    " + line for line in f["stderr_tail"].splitlines()))
-    return _outcome(result, settings, "at the end")
+    _say(verdict_line(result))
+    for line in figures_lines(result, settings.max_churn):
+        _say(line)
+    for line in outcome_lines(result, "at the end" if args.cmd is not None else "after the last round"):
+        _say(line)
+    _say(result_path_line(result, settings.results_path))
+    _say(draw([result], settings.results_path / f"{result.name}.png", result.target))
+    return 0 if result.passed else 1
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench, table
+    from ..bench import run_bench, table
 
     settings = _settings(args)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]

@@ -1,20 +1,19 @@
-"""One client driven against one server while its sockets are sampled.
+"""One client driven against its servers while its sockets are sampled.
 
 ``Run`` wires the flow together: server -> client -> driver -> sampler. The
-scenarios (``harness.scenarios``) use it to measure one row of the comparison
-table each; ``ExperimentResult`` is what they produce.
+scenarios (``harness.scenarios``) use it to measure; ``ExperimentResult``
+(``result.py``) is what they fill in.
 """
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
+from ..sampling import HostsCounter, Sample, SeriesRecorder, Snapshot, SocketCounter
+from ..server import STATS_GAUGES, ServerProcess
 from .driver import Driver, InFlight
-from .sampler import HostsCounter, Sample, SeriesRecorder, Snapshot, SocketCounter
-from .server_process import ServerProcess
-from .verdict import Verdict
+from .result import Churn
 
 WATCH_INTERVAL_S = 0.1  # how often the servers are checked for life: a death is reported well within 2 s
 SETTLE_SAMPLES_MAX = 10  # a residual that has not settled after 10 samples is taken as it stands
@@ -23,71 +22,6 @@ Progress = Callable[[str], None]
 
 class ExperimentError(RuntimeError):
     """The experiment could not measure what it set out to (not a verdict)."""
-
-
-@dataclass
-class ExperimentResult:
-    """Everything one experiment measured and concluded; written as JSON + CSV."""
-
-    name: str
-    scenario: str
-    target: str
-    settings: dict
-    verdict: Verdict | None = None
-    schedule: dict | None = None
-    figures: dict = field(default_factory=dict)
-    rounds: list[dict] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
-    sockets_left: list[tuple[int, str]] = field(default_factory=list)
-    complete: bool = False
-    error: str | None = None
-    started_at: float = field(default_factory=time.time)
-    duration_s: float = 0.0
-    server_stderr: str = ""
-    server: dict = field(default_factory=dict)
-    hosts: list[str] = field(default_factory=list)  # HOST:PORT of each server, when there are several
-
-    @property
-    def passed(self) -> bool:
-        return self.complete and self.verdict is not None and self.verdict.passed
-
-    def explain(self) -> str:
-        """A failure message in goleak's manner: what failed, by how much, which sockets."""
-        from .verdict import format_sockets
-
-        if not self.complete:
-            return f"{self.name}: incomplete: {self.error}"
-        lines = [f"{self.name}: {self.verdict.summary if self.verdict else 'no verdict'}"]
-        for check in self.verdict.checks if self.verdict else ():
-            lines.append(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
-        if self.sockets_left:
-            lines.append("sockets to the server at the end:")
-            lines.append(format_sockets(self.sockets_left))
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "scenario": self.scenario,
-            "target": self.target,
-            "complete": self.complete,
-            "error": self.error,
-            "passed": self.passed,
-            "verdict": self.verdict.trend.verdict if self.verdict and self.verdict.trend else None,
-            "summary": self.verdict.summary if self.verdict else None,
-            "judgement": self.verdict.as_dict() if self.verdict else None,
-            "requests": self.figures.get("requests", 0),
-            "figures": self.figures,
-            "settings": self.settings,
-            "schedule": self.schedule,
-            "rounds": self.rounds,
-            "sockets_left": [{"local_port": p, "state": s} for p, s in self.sockets_left],
-            "server": self.server,
-            "hosts": self.hosts,
-            "started_at": self.started_at,
-            "duration_s": round(self.duration_s, 3),
-            "samples": [s.as_dict() for s in self.samples],
-        }
 
 
 class Run:
@@ -216,8 +150,23 @@ class Run:
         for server, before in zip(self.servers, self.stats_before):
             after = self._stats(server)
             for k in after:
-                if k not in ("open_connections", "active_requests", "peak_active_requests", "accepting", "hanging"):
+                if k not in STATS_GAUGES:
                     delta[k] = delta.get(k, 0) + after[k] - before.get(k, 0)
         # each /stats call opens one connection of its own; only the closing call is inside the delta
         delta["connections_accepted"] -= delta.get("stats_requests", 0)
         return delta
+
+    def tally(self) -> dict:
+        """The Tally figures (``result.Tally``) of the requests driven so far."""
+        t = self.tracker
+        return dict(requests=t.started, failed=t.failed, errors=dict(t.errors), first_error=t.first_error,
+                    peak_in_flight=t.peak)
+
+    def churn(self, time_wait: int) -> dict:
+        """The Churn figures (``result.Churn``): new connections the server accepted since
+        entering and ``time_wait`` sockets left, per request driven."""
+        delta = self.server_delta()
+        requests, new = self.tracker.started, delta["connections_accepted"]
+        return dict(new_connections=new, new_connections_per_request=Churn.per_request(new, requests),
+                    time_wait=time_wait, time_wait_per_request=Churn.per_request(time_wait, requests),
+                    hung_up_early=delta["hung_up_early"])

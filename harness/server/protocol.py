@@ -1,65 +1,38 @@
-"""The slow server: ``python -m harness.server``.
+"""The slow server's protocol: one asyncio event loop serves every connection;
+h11 parses requests. A pending response is a timer, not a thread, so thousands
+of slow connections cost little. The delay counts from when the loop woke up
+with the request's data, so a request that waited behind thousands of others to
+be parsed is not answered late.
 
-The Python counterpart of the seed's slow server. Every request waits ``--delay``
-seconds, then gets ``200`` with a short body, ``Content-Length`` and
-``Connection: keep-alive``; the connection stays open for the next request
-(HTTP/1.1, and HTTP/1.0 clients that ask for keep-alive).
-
-Once listening it prints exactly one JSON line on stdout,
-``{"host": ..., "port": ..., "pid": ...}``; everything else goes to stderr.
-
-Per-request overrides in the query string (used by the experiments):
-
-* ``delay=S``   wait S seconds instead of ``--delay``;
-* ``fail=reset`` after the delay, reset the connection (RST) instead of answering;
-* ``fault=reset-mid-response|truncate|hang`` misbehave as the ``--fault`` flag says.
-
-Faults on purpose, for the whole server: ``--fault`` (every ``--fault-every``-th
-request), ``--idle-close S``, ``--stop-accepting-after N`` (see ``--help``).
-
-``GET /stats`` answers at once with the server's counters as JSON.
-
-One asyncio event loop serves every connection; h11 parses requests. A pending
-response is a timer, not a thread, so thousands of slow connections cost little.
-The delay counts from when the loop woke up with the request's data, so a
-request that waited behind thousands of others to be parsed is not answered late.
+Every request waits the server's delay (or ``?delay=S``), then gets ``200`` with
+a short body, ``Content-Length`` and ``Connection: keep-alive``; the connection
+stays open for the next request (HTTP/1.1, and HTTP/1.0 clients that ask for
+keep-alive). ``?fault=NAME`` (``faults.py``) misbehaves instead. ``GET /stats``
+answers at once with the counters as JSON.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import errno
 import json
 import math
-import os
-import resource
-import signal
 import socket
 import struct
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import h11
 
-from .options import (
-    OneLineParser,
-    UsageError,
-    argparse_type,
-    non_negative_float,
-    port,
-    positive_float,
-    positive_int,
-)
+from .faults import BODY, BY_NAME, COUNTERS, FAULT_QUERY, GAUGES, Fault, Faults, response_head
 
-BODY = b"ok\n"
 MAX_BUFFERED_BYTES = 1 << 20  # stop reading from a client that sends this much unanswered
 
 
 @dataclass
 class ServerStats:
-    """Counters served by ``GET /stats``. Connection counts include /stats callers."""
+    """Counters served by ``GET /stats``, with one per fault (``faults.COUNTERS``).
+    Connection counts include /stats callers."""
 
     open_connections: int = 0
     active_requests: int = 0
@@ -68,41 +41,21 @@ class ServerStats:
     hung_up_early: int = 0
     connections_accepted: int = 0
     stats_requests: int = 0
-    resets_sent: int = 0
-    truncated_sent: int = 0
-    hanging: int = 0  # requests the server will never answer (fault hang)
     idle_closed: int = 0  # keep-alive connections the server closed for idling (--idle-close)
     accepting: bool = True
+    faults: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        faults = data.pop("faults")
+        return {**data, **faults}
 
 
-FAULTS = ("reset-mid-response", "truncate", "hang")
+# what /stats reports that rises and falls (not a count of events): a delta of these means nothing
+STATS_GAUGES = frozenset({"open_connections", "active_requests", "peak_active_requests", "accepting"}) | GAUGES
 HANG_S = 10 ** 7  # "never": a timer this far out is cancelled when the client hangs up or the server stops
 
-
-@dataclass(frozen=True)
-class Faults:
-    """Misbehaviour on purpose. ``fault`` hits every ``every``-th request (counting
-    from 1, /stats left out); ``idle_close`` closes keep-alive connections idle
-    that many seconds; ``stop_accepting_after`` closes the listener once that
-    many requests were answered (connections already open keep working)."""
-
-    fault: str | None = None
-    every: int = 1
-    idle_close: float | None = None
-    stop_accepting_after: int | None = None
-
-
-def _response_head(status: bytes, length: int, keep_alive: bool, content_type: bytes) -> bytes:
-    connection = b"keep-alive" if keep_alive else b"close"
-    return (
-        b"HTTP/1.1 " + status + b"\r\n"
-        b"Content-Type: " + content_type + b"\r\n"
-        b"Content-Length: " + str(length).encode() + b"\r\n"
-        b"Connection: " + connection + b"\r\n\r\n"
-    )
-
-
-OK_KEEP_ALIVE = _response_head(b"200 OK", len(BODY), True, b"text/plain") + BODY
+OK_KEEP_ALIVE = response_head(b"200 OK", len(BODY), True) + BODY
 
 
 def _wants_keep_alive(request: h11.Request) -> bool:
@@ -132,6 +85,7 @@ class SlowHTTPConnection(asyncio.Protocol):
         self.reading_paused = False
         self.idle_timer: asyncio.TimerHandle | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.pending_fault: Fault | None = None  # the fault the pending request will get, if any
         self.closed = False
 
     # asyncio callbacks -------------------------------------------------
@@ -202,7 +156,7 @@ class SlowHTTPConnection(asyncio.Protocol):
         target = urlsplit(request.target.decode("latin-1"))
         if target.path == "/stats":
             self.server.stats.stats_requests += 1
-            body = json.dumps(asdict(self.server.stats)).encode()
+            body = json.dumps(self.server.stats.as_dict()).encode()
             self._respond(request, b"200 OK", body, b"application/json")
             return
         query = parse_qs(target.query)
@@ -215,46 +169,37 @@ class SlowHTTPConnection(asyncio.Protocol):
         except ValueError:
             self._respond(request, b"400 Bad Request", b"bad delay\n", b"text/plain")
             return
-        fault = query.get("fault", [None])[0]
-        if query.get("fail", [""])[0] == "reset":
-            fault = "reset"
-        if fault is not None and fault not in FAULTS + ("reset",):
-            self._respond(request, b"400 Bad Request", f"unknown fault {fault}\n".encode(), b"text/plain")
+        named = next((query[key][0] for key in FAULT_QUERY if key in query), None)
+        if named is not None and named not in BY_NAME:
+            self._respond(request, b"400 Bad Request", f"unknown fault {named}\n".encode(), b"text/plain")
             return
         self.server.requests_started += 1
         faults = self.server.faults
+        fault = BY_NAME[named] if named is not None else None
         if fault is None and faults.fault and self.server.requests_started % faults.every == 0:
-            fault = faults.fault
-        if fault == "hang":
-            delay = HANG_S
-            self.server.stats.hanging += 1
-        reset = fault
+            fault = BY_NAME[faults.fault]
         stats = self.server.stats
+        if fault is not None and fault.never_answers:
+            delay = HANG_S
+            stats.faults[fault.counter] += 1  # a gauge: it falls again when the client hangs up
+        self.pending_fault = fault
         stats.active_requests += 1
         stats.peak_active_requests = max(stats.peak_active_requests, stats.active_requests)
         self.request_started = time.monotonic()
         # from when the data arrived, not from when it was parsed: with thousands of requests
         # arriving at once, the last one parsed would otherwise wait its place in the queue on top
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_at(self.arrived + delay, self._delay_over, request, reset)
+        self.timer = loop.call_at(self.arrived + delay, self._delay_over, request)
         self._cancel_idle_close()
 
-    def _delay_over(self, request: h11.Request, fault: str | None) -> None:
+    def _delay_over(self, request: h11.Request) -> None:
         self.timer = None
         stats = self.server.stats
         stats.active_requests -= 1
-        if fault in ("reset", "reset-mid-response"):
-            stats.resets_sent += 1
-            if fault == "reset-mid-response":  # the status line and part of a header, then RST
-                assert self.transport is not None
-                self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/pl")
-            self._reset()
-            return
-        if fault == "truncate":  # promises 100 bytes, sends 3, and closes
-            stats.truncated_sent += 1
-            assert self.transport is not None
-            self.transport.write(_response_head(b"200 OK", 100, False, b"text/plain") + BODY)
-            self.transport.close()
+        fault, self.pending_fault = self.pending_fault, None
+        if fault is not None and fault.strike is not None:
+            stats.faults[fault.counter] += 1
+            fault.strike(self)
             return
         stats.requests_served += 1
         self._respond(request, b"200 OK", BODY, b"text/plain")
@@ -268,7 +213,7 @@ class SlowHTTPConnection(asyncio.Protocol):
         if status == b"200 OK" and body is BODY and keep_alive and request.method != b"HEAD":
             response = OK_KEEP_ALIVE  # the common case, thousands at once: nothing to build
         else:
-            head = _response_head(status, len(body), keep_alive, ctype)
+            head = response_head(status, len(body), keep_alive, ctype)
             response = head if request.method == b"HEAD" else head + body
         # One write: headers and body leave together (no Nagle wait between them).
         self.transport.write(response)
@@ -301,10 +246,20 @@ class SlowHTTPConnection(asyncio.Protocol):
     def _send_error(self, exc: h11.RemoteProtocolError) -> None:
         assert self.transport is not None
         body = f"bad request: {exc}\n".encode()
-        self.transport.write(_response_head(b"400 Bad Request", len(body), False, b"text/plain") + body)
+        self.transport.write(response_head(b"400 Bad Request", len(body), False, b"text/plain") + body)
         self.transport.close()
 
-    def _reset(self) -> None:
+    # what a fault may do (faults.Struck) -------------------------------
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        assert self.transport is not None
+        self.transport.close()
+
+    def reset(self) -> None:
+        """Close with RST instead of FIN."""
         assert self.transport is not None
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
@@ -314,8 +269,9 @@ class SlowHTTPConnection(asyncio.Protocol):
 
     def _hung_up(self) -> None:
         assert self.timer is not None
-        if self.timer.when() - self.request_started > HANG_S / 2:
-            self.server.stats.hanging -= 1
+        fault, self.pending_fault = self.pending_fault, None
+        if fault is not None and fault.never_answers:
+            self.server.stats.faults[fault.counter] -= 1
         self.timer.cancel()
         self.timer = None
         self.server.stats.active_requests -= 1
@@ -425,81 +381,3 @@ def _backlog() -> int:
             return max(128, int(f.read()))
     except (OSError, ValueError):
         return 4096
-
-
-def raise_open_files_limit() -> int:
-    """Raise RLIMIT_NOFILE's soft limit to the hard limit; return the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-    return soft
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m harness.server", description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=argparse_type(port), default=0,
-                        help="port to listen on; 0 picks a free one (default)")
-    parser.add_argument("--delay", type=argparse_type(non_negative_float), default=20.0,
-                        help="seconds before each answer (default 20)")
-    parser.add_argument("--track-interval", type=argparse_type(positive_float), default=5.0,
-                        help="seconds between socket-count log lines (default 5)")
-    faults = parser.add_argument_group("faults (on purpose)")
-    faults.add_argument("--fault", choices=FAULTS,
-                        help="reset-mid-response: part of the head, then RST; truncate: Content-Length 100, "
-                             "3 bytes sent, then FIN; hang: never answer")
-    faults.add_argument("--fault-every", type=argparse_type(positive_int), default=1, metavar="N",
-                        help="the fault hits every N-th request (default 1: all)")
-    faults.add_argument("--idle-close", type=argparse_type(positive_float), metavar="S",
-                        help="close keep-alive connections idle for S seconds")
-    faults.add_argument("--stop-accepting-after", type=argparse_type(positive_int), metavar="N",
-                        help="close the listener once N requests were answered (open connections keep working)")
-    return parser
-
-
-async def serve(args: argparse.Namespace) -> int:
-    faults = Faults(args.fault, args.fault_every, args.idle_close, args.stop_accepting_after)
-    server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults)
-    try:
-        await server.start()
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise UsageError(f"--port {args.port}: already in use on {args.host}") from None
-        if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-            raise UsageError(f"--host {args.host}: not an address of this machine") from None
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-    except socket.gaierror:
-        raise UsageError(f"--host {args.host!r}: not a valid address") from None
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.stop)
-    print(json.dumps({"host": args.host, "port": server.port, "pid": os.getpid()}), flush=True)
-    server.log(f"listening on {args.host}:{server.port}, delay {args.delay} s"
-               + (f", faults {faults}" if faults != Faults() else ""))
-    tracker = asyncio.create_task(server.track())
-    await server.stopped.wait()
-    await tracker
-    server.log(
-        f"stopped: served={server.stats.requests_served} hung up early={server.stats.hung_up_early} "
-        f"accepted={server.stats.connections_accepted}"
-    )
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        raise_open_files_limit()
-        return asyncio.run(serve(args))
-    except UsageError as exc:
-        print(f"harness.server: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Judging: verdicts and checks as pure functions of measured numbers.
+
+Never imports an I/O library (os, socket, psutil, subprocess, json, pathlib) nor
+any other part of the harness: what it judges is handed to it as numbers.
+"""
+from .checks import (
+    Check,
+    Verdict,
+    check_at_most,
+    check_bounded,
+    check_equals,
+    check_never_falls,
+    churn_gate,
+    combine,
+)
+from .margins import GROWTH, GROWTH_MIN_EXCESS, PLATEAU, PLATEAU_MAX_RISE, UNDECIDED, VERDICTS
+from .rounds import Trend, judge_trend
+from .series import SeriesTrend, Slope, judge_series, theil_sen
+
+__all__ = [
+    "GROWTH", "GROWTH_MIN_EXCESS", "PLATEAU", "PLATEAU_MAX_RISE", "UNDECIDED", "VERDICTS",
+    "Check", "SeriesTrend", "Slope", "Trend", "Verdict",
+    "check_at_most", "check_bounded", "check_equals", "check_never_falls", "churn_gate", "combine",
+    "judge_series", "judge_trend", "theil_sen",
+]

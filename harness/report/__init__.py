@@ -1,0 +1,38 @@
+"""The report: results written as files a script can read (JSON, CSV, the
+summary table) and a person can look at (PNG, terminal lines). Every file is
+written atomically.
+
+Never imports the runner, a scenario or a face: it is handed results.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..driving import ExperimentResult
+from .files import atomic_write, samples_csv, write_json, write_result
+from .plots import HOW_TO_GET_PLOTS, plots_available, write_plot
+from .table import comparison, markdown, plain, write_summary
+
+
+def draw(results: Sequence[ExperimentResult], path: Path, title: str) -> str:
+    """Write the picture of ``results``; return one line saying where, or why not.
+    A picture is extra: it never raises and never loses a verdict."""
+    try:
+        written = write_plot(results, path, title)
+    except (OSError, ValueError, RuntimeError) as exc:
+        return f"no plot: {type(exc).__name__}: {exc}"
+    if written is not None:
+        return f"plot: {written}"
+    return f"no plot: {HOW_TO_GET_PLOTS}" if not plots_available() else "no plot: nothing was sampled"
+
+
+def write_session(results: Sequence[ExperimentResult], results_dir: Path, picture: str, title: str) -> tuple[Path, str]:
+    """The summary of several results (summary.md, summary.json) and their picture;
+    returns the table's path and the picture's line (``draw``)."""
+    md, _ = write_summary(results, results_dir)
+    return md, draw(results, Path(results_dir) / picture, title)
+
+
+__all__ = ["HOW_TO_GET_PLOTS", "atomic_write", "comparison", "draw", "markdown", "plain", "plots_available",
+           "samples_csv", "write_json", "write_result", "write_session", "write_summary"]

@@ -1,0 +1,60 @@
+"""What a person reads in a terminal about a result: the one place that puts
+figures into words for the CLI and the pytest plugin alike."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..driving import CommandFigures, ExperimentResult, RoundsFigures
+from ..sampling import format_sockets
+
+
+def verdict_line(result: ExperimentResult) -> str:
+    trend = result.verdict.trend if result.verdict else None
+    return f"verdict: {trend.verdict}  ({trend.reason})" if trend else f"verdict: {result.verdict.summary if result.verdict else result.error}"
+
+
+def figures_lines(result: ExperimentResult, max_churn: float | None) -> list[str]:
+    """Requests, what was kept, and churn, for a result by rounds or by a command's series."""
+    f = result.figures
+    lines = []
+    if isinstance(f, RoundsFigures):
+        lines.append(f"  requests {f.requests} ({f.failed} failed), peak in flight {f.peak_in_flight}, "
+                     f"kept after each round {' -> '.join(map(str, f.residuals))}")
+        lines.append(f"  churn: {f.new_connections_per_request:.2f} new connections and "
+                     f"{f.time_wait_per_request:.2f} TIME_WAIT per request "
+                     + (f"(gated at {max_churn} by --max-churn)" if max_churn is not None
+                        else "(churn, not a leak; --max-churn gates it)"))
+        if f.failed:
+            lines.append(f"  warning: {f.failed} of {f.requests} requests failed; the first: {f.first_error}")
+    elif isinstance(f, CommandFigures):
+        ended = "stopped by the harness" if f.stopped_by_harness else "ended by itself"
+        lines.append(f"  command {ended} after {f.ran_s:.1f} s, exit status {f.exit_status}; "
+                     f"{f.requests} requests ({f.requests_per_s:.1f}/s), at most {f.peak_held} sockets held")
+        lines.append(f"  churn: {f.new_connections_per_request:.2f} new connections per request, "
+                     f"{f.time_wait_per_s:.1f} TIME_WAIT per second")
+        if f.exit_status not in (0, None) and not f.stopped_by_harness and f.stderr_tail:
+            lines.append("  the command failed; its stderr ends:")
+            lines += ["    " + line for line in f.stderr_tail.splitlines()]
+    return lines
+
+
+def outcome_lines(result: ExperimentResult, when: str) -> list[str]:
+    """Every check, then on failure the summary and the sockets still held ``when``."""
+    verdict = result.verdict
+    lines = [f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in result.checks]
+    if verdict is not None and not verdict.passed:
+        lines.append(f"FAILED: {verdict.summary}")
+        if result.sockets_left:
+            lines.append(f"sockets to the server {when}:")
+            lines.append(format_sockets(result.sockets_left))
+    return lines
+
+
+def short_outcome(result: ExperimentResult) -> str:
+    """'passed in 2.31 s', or 'FAILED in ...: why'."""
+    return (f"{'passed' if result.passed else 'FAILED'} in {result.duration_s:.2f} s"
+            + ("" if result.passed else f": {result.verdict.summary if result.verdict else result.error}"))
+
+
+def result_path_line(result: ExperimentResult, results_dir: Path) -> str:
+    return f"results: {Path(results_dir) / result.name}.json"

@@ -1,0 +1,194 @@
+"""The one runner: an experiment is described by one value (``Experiment``) and
+run by one function (``run``), which returns a typed result and writes nothing.
+
+``run`` checks the experiment, makes the client (failing fast, before a server
+starts), starts a slow server per host (with the experiment's faults), runs the
+scenario on them, stops them, and returns the ``ExperimentResult``. Every
+exception that escapes ``run`` after measuring began carries what was measured
+so far, marked incomplete (``measured_so_far(exc)``), so that a face can keep it.
+
+The CLI, the pytest plugin's fixtures, the bench and ``experiments/`` all run
+experiments through here; the report side (``harness.report``) writes them.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clients import lookup, resolve, target_name
+from .driving import ExperimentResult, Progress, Run, fill
+from .judging import VERDICTS
+from .options import Settings, UsageError
+from .scenarios import COMMAND, SCENARIOS, SEVERAL_HOSTS, TCP_COUNT, command
+from .server import ServerProcess, fault_args
+
+RequestTarget = str | Callable[[str], object]
+LOOPBACK = "127.0.0.1"
+
+
+class ExperimentSpecError(UsageError):
+    """An experiment described wrongly (exit status 2 in the CLI); the message names the bad value.
+    (A target that names nothing raises ``harness.clients.TargetError``.)"""
+
+
+def file_label(text: str) -> str:
+    """``text`` made safe as a file name: letters, digits, ``-_.``; anything else ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment: what to drive, which scenario, with which settings, and
+    the verdict expected.
+
+    * ``target``: a catalog name, ``package.module:function``, or a function that
+      makes one request to the URL it is given; or ``cmd``: a shell command with
+      ``{url}`` (or ``{host}`` and ``{port}``), judged by its time series.
+    * ``scenario``: a name in ``harness.scenarios.SCENARIOS`` (``tcp_count`` by
+      default; ``command`` for a ``cmd``); ``params`` are its own arguments
+      (``close_on_error`` takes ``failure="timeout"``).
+    * ``hosts``: one slow server per address (several: ``tcp_count`` only);
+      ``faults``: what those servers do wrong (``harness.server.faults``:
+      ``fault="hang", every=5``, ``idle_close=0.3``, ...).
+    * ``expect``: growth, plateau, or None (judge the checks alone).
+    """
+
+    target: RequestTarget | None = None
+    cmd: str | None = None
+    scenario: str | None = None
+    settings: Settings = field(default_factory=Settings)
+    expect: str | None = None
+    name: str | None = None
+    hosts: tuple[str, ...] = (LOOPBACK,)
+    faults: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.target is None) == (self.cmd is None):
+            raise ExperimentSpecError("give a target (a request function or name) or cmd=..., not both or neither")
+        if self.cmd is not None:
+            fill(self.cmd, "http://127.0.0.1:1/", "127.0.0.1", 1)  # raises UsageError for a command without {url}
+            if self.scenario not in (None, COMMAND):
+                raise ExperimentSpecError(f"scenario={self.scenario!r}: a cmd is judged by the {COMMAND} scenario")
+        else:
+            lookup(self.target)  # type: ignore[arg-type]  # raises TargetError for a name that finds nothing
+        if self.scenario is not None and self.cmd is None and self.scenario not in SCENARIOS:
+            raise ExperimentSpecError(f"scenario={self.scenario!r}: not a scenario; scenarios are "
+                                      + ", ".join(SCENARIOS))
+        if self.expect is not None and self.expect not in VERDICTS:
+            raise ExperimentSpecError(f"expect={self.expect!r}: expect {' or '.join(VERDICTS)} (or None)")
+        if isinstance(self.hosts, str) or not self.hosts:
+            raise ExperimentSpecError(f"hosts={self.hosts!r}: give a list of one or more addresses")
+        if len(self.hosts) > 1 and self.scenario_name not in SEVERAL_HOSTS:
+            raise ExperimentSpecError(f"{self.scenario_name} runs against one server; only "
+                                      f"{', '.join(SEVERAL_HOSTS)} takes several hosts")
+        try:
+            fault_args(**self.faults)
+        except ValueError as exc:
+            raise ExperimentSpecError(str(exc)) from None
+
+    @property
+    def scenario_name(self) -> str:
+        return self.scenario or (COMMAND if self.cmd is not None else TCP_COUNT)
+
+    @property
+    def target_name(self) -> str:
+        return self.cmd if self.cmd is not None else target_name(self.target)  # type: ignore[arg-type]
+
+    @property
+    def result_name(self) -> str:
+        """The result's name and file stem: ``name``, or ``SCENARIO-TARGET``."""
+        if self.name:
+            return self.name
+        if self.cmd is not None:
+            return COMMAND
+        return f"{self.scenario_name}-{file_label(self.target_name)}"
+
+
+_MEASURED = "experiment_result"  # the attribute an escaping exception carries the partial result in
+
+
+def measured_so_far(exc: BaseException) -> ExperimentResult | None:
+    """What an experiment had measured when ``exc`` escaped ``run`` (incomplete), if anything."""
+    return getattr(exc, _MEASURED, None)
+
+
+def run(experiment: Experiment, *, progress: Progress = lambda line: None,
+        on_server: Callable[[ServerProcess], None] = lambda server: None) -> ExperimentResult:
+    """Run ``experiment`` on slow servers of its own; return the result (nothing written).
+
+    Costs about 2.5 s for ``tcp_count`` with the default options, at most
+    ``settings.duration`` s (1.5x if undecided) for a command. ``on_server`` is
+    told of each server once started (to show its stderr on failure). Raises
+    ExperimentSpecError / TargetError for a bad experiment before any server
+    starts; ServerError, ExperimentError or KeyboardInterrupt while measuring,
+    each carrying the partial result (``measured_so_far``).
+    """
+    settings = experiment.settings
+    client = None if experiment.cmd is not None else resolve(experiment.target, settings.delay,  # type: ignore[arg-type]
+                                                              settings.idle_timeout)
+    extra = fault_args(**experiment.faults)
+    servers = [ServerProcess(delay=settings.delay, host=host, extra_args=extra) for host in experiment.hosts]
+    result = ExperimentResult(name=experiment.result_name, scenario=experiment.scenario_name,
+                              target=experiment.target_name, settings=settings.as_dict())
+    started = time.monotonic()
+    try:
+        for server in servers:
+            on_server(server)
+            server.start()
+        first = servers[0]
+        result.server = {"host": first.host, "port": first.port, "pid": first.pid}
+        if client is None:
+            command(first, settings, result, progress, experiment.expect, experiment.cmd, **experiment.params)
+        else:
+            driven, client = client, None  # _drive closes it
+            _drive(driven, servers, experiment, result, progress)
+        result.complete = True
+    except BaseException as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        setattr(exc, _MEASURED, result)
+        raise
+    finally:
+        try:
+            if client is not None:
+                _close(client)
+        finally:
+            try:
+                for server in servers:
+                    server.stop()
+            finally:
+                result.duration_s = time.monotonic() - started
+                result.server_stderr = "\n".join(s.stderr_text() for s in servers)
+    return result
+
+
+def _drive(client: Callable[[str], object], servers: list[ServerProcess], experiment: Experiment,
+           result: ExperimentResult, progress: Progress) -> None:
+    settings = experiment.settings
+    run_ = Run(client, servers, settings.sample_interval, settings.sampler)
+    result.hosts = run_.hosts
+    try:
+        with run_:
+            SCENARIOS[experiment.scenario_name](run_, settings, result, progress, experiment.expect, **experiment.params)
+    finally:
+        result.samples = list(run_.recorder.samples)
+        run_.close_client()
+
+
+def _close(client: object) -> None:
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
+
+
+def check(target: RequestTarget | None = None, *, cmd: str | None = None, expect: str | None = "plateau",
+          settings: Settings | None = None, name: str | None = None,
+          on_server: Callable[[ServerProcess], None] = lambda server: None) -> ExperimentResult:
+    """Judge ``target`` by rounds (``tcp_count``) or ``cmd`` by its time series;
+    the short form of ``run(Experiment(...))`` that ``leak_check`` offers."""
+    if name is None and target is not None:
+        name = f"leak_check-{file_label(target_name(target))}"
+    return run(Experiment(target, cmd=cmd, expect=expect, settings=settings or Settings(), name=name),
+               on_server=on_server)

@@ -1,0 +1,112 @@
+"""``command``: a client that is a program running its own loop, judged from the
+time series of its held sockets (``harness.judging.series``).
+
+The command is started in a process group of its own, sampled until it ends by
+itself or ``settings.duration`` runs out (then its group is stopped), and
+judged. Requests and new connections are counted by the server; requests in
+flight too, by the server's active requests.
+"""
+from __future__ import annotations
+
+import time
+
+from ..driving import CommandFigures, CommandProcess, ExperimentError, ExperimentResult, Progress, ServerInFlight, fill
+from ..driving.result import Churn
+from ..judging import UNDECIDED, SeriesTrend, churn_gate, combine, judge_series
+from ..options import Settings
+from ..sampling import Sample, SeriesRecorder, SocketCounter
+from ..server import ServerProcess
+
+PROGRESS_EVERY_S = 1.0
+EXTEND_FRACTION = 0.5  # an undecided verdict at --duration samples this much longer, once
+
+
+def judge(samples: list[Sample]) -> SeriesTrend:
+    """The series verdict on held sockets, with the server's peak in flight."""
+    return judge_series([s.t for s in samples], [s.held for s in samples], [s.in_flight_peak for s in samples])
+
+
+def command(server: ServerProcess, settings: Settings, result: ExperimentResult, progress: Progress,
+            expect: str | None, cmd: str) -> None:
+    """Run ``cmd`` against ``server`` for at most ``settings.duration`` s (half as
+    long again, once, if still undecided) and judge its held sockets over time;
+    fills in ``result`` (its samples even when interrupted)."""
+    filled = fill(cmd, server.url, server.host, server.port)
+    counter = SocketCounter(server.host, server.port, server.own_ports, settings.sampler)
+    in_flight = ServerInFlight(server)
+    recorder = SeriesRecorder(counter, settings.sample_interval, in_flight.window)
+    started = time.monotonic()
+    process: CommandProcess | None = None
+    try:
+        counter.ignore_existing_time_wait()
+        before = server.stats()
+        recorder.start()
+        process = CommandProcess(filled)
+        progress(f"started: {filled}")
+        deadline = started + settings.duration
+        next_progress = started + PROGRESS_EVERY_S
+        extended = False
+        while True:
+            if process.wait(min(next_progress, deadline) - time.monotonic()):
+                break
+            now = time.monotonic()
+            if not server.alive():
+                raise ExperimentError("the slow server died while the command ran" + server.tail())
+            if now >= deadline:
+                if extended or judge(recorder.samples).verdict != UNDECIDED:
+                    break
+                # not sure yet: sample longer, once, rather than guess
+                extended, deadline = True, deadline + EXTEND_FRACTION * settings.duration
+                progress(f"undecided after {now - started:.1f} s: sampling {EXTEND_FRACTION * settings.duration:.1f} s more")
+                continue
+            last = recorder.samples[-1] if recorder.samples else None
+            if last is not None:
+                progress(f"{now - started:5.1f} s: {last.held} sockets held, {last.time_wait} TIME_WAIT, "
+                         f"{last.in_flight} requests in flight")
+            next_progress = now + PROGRESS_EVERY_S
+        ran_s = time.monotonic() - started
+        ended_by_itself = process.proc.poll() is not None
+        # what the command holds at its end: only while it is alive (exit closes every socket)
+        final = recorder.sample("end") if not ended_by_itself else None
+        final_snapshot = recorder.last
+        status = process.stop()
+        recorder.stop()
+        alive_until = (final.t if final else ran_s - settings.sample_interval)
+        samples = [s for s in recorder.samples if s.t <= alive_until]
+        after = server.stats()
+        requests = after["requests_served"] - before["requests_served"]
+        stats_calls = after["stats_requests"] - before["stats_requests"]
+        new = after["connections_accepted"] - before["connections_accepted"] - stats_calls
+        time_wait = samples[-1].time_wait if samples else 0
+        stderr_tail = process.stderr.text()
+        figures = CommandFigures(
+            command=filled, exit_status=status, stopped_by_harness=process.stopped_by_harness,
+            ran_s=round(ran_s, 3), requests=requests, requests_per_s=round(requests / ran_s, 2),
+            new_connections=new, new_connections_per_request=Churn.per_request(new, requests),
+            time_wait=time_wait, time_wait_per_request=Churn.per_request(time_wait, requests),
+            time_wait_per_s=round(time_wait / ran_s, 2),
+            peak_held=max((s.held for s in samples), default=0), peak_in_flight=after["peak_active_requests"],
+            hung_up_early=after["hung_up_early"] - before["hung_up_early"],
+            stdout_tail=process.stdout.text(), stderr_tail=stderr_tail, extended=extended,
+        )
+        result.figures = figures
+        result.samples = recorder.samples
+        if requests == 0:
+            raise ExperimentError(f"the command made no request to the server in {ran_s:.1f} s "
+                                  f"(exit status {status}){_tail_note(stderr_tail)}")
+        trend = judge(samples)
+        figures.floors = list(trend.floors)
+        result.verdict = combine(expect, trend, churn_gate(settings.max_churn, figures.new_connections_per_request))
+        result.sockets_left = list(final_snapshot.sockets if final_snapshot else ())
+    finally:
+        try:
+            if process is not None:
+                process.stop()
+        finally:
+            recorder.stop()
+            if not result.samples:
+                result.samples = list(recorder.samples)
+
+
+def _tail_note(stderr: str) -> str:
+    return f"; its stderr ends:\n{stderr}" if stderr.strip() else ""

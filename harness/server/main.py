@@ -1,0 +1,84 @@
+"""``python -m harness.server``: the slow server as a program.
+
+The Python counterpart of the seed's slow server (``protocol.py``). Once
+listening it prints exactly one JSON line on stdout,
+``{"host": ..., "port": ..., "pid": ...}``; everything else goes to stderr.
+
+Per-request overrides in the query string: ``delay=S`` waits S seconds instead
+of ``--delay``; ``fault=NAME`` (or ``fail=reset``) misbehaves as ``--fault``
+says. Faults for the whole server: ``--fault`` (every ``--fault-every``-th
+request), ``--idle-close S``, ``--stop-accepting-after N`` (see ``--help``).
+``GET /stats`` answers at once with the server's counters as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import json
+import os
+import signal
+import socket
+import sys
+
+from ..limits import raise_open_files_limit
+from ..options import OneLineParser, UsageError, argparse_type, non_negative_float, port, positive_float
+from .faults import FAULT_FLAG, FAULTS, KNOBS, Faults, fault_help
+from .protocol import SlowServer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m harness.server", description="The slow server: every request waits "
+                           "--delay seconds, then gets 200 with a short body, on a connection kept alive.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=argparse_type(port), default=0,
+                        help="port to listen on; 0 picks a free one (default)")
+    parser.add_argument("--delay", type=argparse_type(non_negative_float), default=20.0,
+                        help="seconds before each answer (default 20)")
+    parser.add_argument("--track-interval", type=argparse_type(positive_float), default=5.0,
+                        help="seconds between socket-count log lines (default 5)")
+    group = parser.add_argument_group("faults (on purpose)")
+    group.add_argument(FAULT_FLAG, choices=[f.name for f in FAULTS], help=fault_help())
+    for knob in KNOBS:
+        group.add_argument(knob.flag, dest=knob.name, type=argparse_type(knob.parse), metavar=knob.metavar,
+                           default=1 if knob.name == "every" else None, help=knob.help)
+    return parser
+
+
+async def serve(args: argparse.Namespace) -> int:
+    faults = Faults(args.fault, *(getattr(args, knob.name) for knob in KNOBS))
+    server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults)
+    try:
+        await server.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"--port {args.port}: already in use on {args.host}") from None
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            raise UsageError(f"--host {args.host}: not an address of this machine") from None
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    except socket.gaierror:
+        raise UsageError(f"--host {args.host!r}: not a valid address") from None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop)
+    print(json.dumps({"host": args.host, "port": server.port, "pid": os.getpid()}), flush=True)
+    server.log(f"listening on {args.host}:{server.port}, delay {args.delay} s"
+               + (f", faults {faults}" if faults != Faults() else ""))
+    tracker = asyncio.create_task(server.track())
+    await server.stopped.wait()
+    await tracker
+    server.log(
+        f"stopped: served={server.stats.requests_served} hung up early={server.stats.hung_up_early} "
+        f"accepted={server.stats.connections_accepted}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        raise_open_files_limit()
+        return asyncio.run(serve(args))
+    except UsageError as exc:
+        print(f"harness.server: error: {exc}", file=sys.stderr)
+        return 2
