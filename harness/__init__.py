@@ -19,7 +19,7 @@ from typing import Any
 
 _PUBLIC = {
     # the runner
-    "Experiment": "runner", "ExperimentSpecError": "runner", "run": "runner", "check": "runner",
+    "Experiment": "runner", "ExperimentSpecError": "runner", "run": "runner",
     "measured_so_far": "runner",
     # results and settings
     "ExperimentResult": "driving", "ExperimentError": "driving", "Settings": "options",

@@ -181,14 +181,3 @@ def _close(client: object) -> None:
     close = getattr(client, "close", None)
     if callable(close):
         close()
-
-
-def check(target: RequestTarget | None = None, *, cmd: str | None = None, expect: str | None = "plateau",
-          settings: Settings | None = None, name: str | None = None,
-          on_server: Callable[[ServerProcess], None] = lambda server: None) -> ExperimentResult:
-    """Judge ``target`` by rounds (``tcp_count``) or ``cmd`` by its time series;
-    the short form of ``run(Experiment(...))`` that ``leak_check`` offers."""
-    if name is None and target is not None:
-        name = f"leak_check-{file_label(target_name(target))}"
-    return run(Experiment(target, cmd=cmd, expect=expect, settings=settings or Settings(), name=name),
-               on_server=on_server)

@@ -77,7 +77,7 @@ class Run:
                     self.stop_event.set()
                     return
 
-    def check_server(self) -> None:
+    def raise_if_a_server_died(self) -> None:
         """Raise ExperimentError if a server died (within WATCH_INTERVAL_S of its death)."""
         if self.server_death is None:
             for server in self.servers:
@@ -91,7 +91,7 @@ class Run:
         try:
             return server.stats()
         except (OSError, ValueError) as exc:
-            self.check_server()
+            self.raise_if_a_server_died()
             raise ExperimentError(f"could not read the server's counters: {type(exc).__name__}: {exc}") from None
 
     def close_client(self) -> None:
@@ -104,10 +104,10 @@ class Run:
         that died ends the wait within WATCH_INTERVAL_S."""
         end = time.monotonic() + deadline_s
         while not self.tracker.wait_idle(min(WATCH_INTERVAL_S, max(0.0, end - time.monotonic()))):
-            self.check_server()
+            self.raise_if_a_server_died()
             if time.monotonic() >= end:
                 break
-        self.check_server()
+        self.raise_if_a_server_died()
         if self.tracker.current:
             raise ExperimentError(
                 f"{self.tracker.current} requests still in flight {deadline_s:.1f} s after they were due; "
@@ -131,7 +131,7 @@ class Run:
         while not until(sample) and time.monotonic() < end:
             self.stop_event.wait(min(interval, max(0.0, end - time.monotonic())))
             if self.stop_event.is_set():
-                self.check_server()
+                self.raise_if_a_server_died()
                 break
             sample = self.recorder.sample(label)
         return sample

@@ -167,7 +167,7 @@ def leak_check(request: pytest.FixtureRequest, leak_settings: Settings,
     """
     calls = 0
 
-    def check(target=None, expect: str | None = "plateau", *, cmd: str | None = None, name: str | None = None,
+    def judge(target=None, expect: str | None = "plateau", *, cmd: str | None = None, name: str | None = None,
               **options) -> ExperimentResult:
         nonlocal calls
         calls += 1
@@ -182,4 +182,4 @@ def leak_check(request: pytest.FixtureRequest, leak_settings: Settings,
             pytest.fail(result.explain(), pytrace=False)
         return result
 
-    return check
+    return judge
