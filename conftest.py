@@ -1,10 +1,19 @@
+import os
+import shutil
+import tempfile
+
 import psutil
 import pytest
 
 from harness.sampling.leftovers import describe, settle
 from harness.server import STARTED
 
-# harness.pytest_plugin is loaded through its pytest11 entry point (pip install -e .)
+# harness.faces.pytest_plugin is loaded through its pytest11 entry point (pip install -e .)
+
+# Hypothesis (tests/test_fuzz.py) writes caches under its home folder, .hypothesis in the working folder by
+# default: a folder of the session's own instead, removed at its end.
+HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="harness-hypothesis-")
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = HYPOTHESIS_HOME
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -12,6 +21,7 @@ def _nothing_left_behind():
     """A test run leaves nothing behind: every server started was stopped and reaped,
     and this process holds no socket to any of them (as Go's net/http tests check)."""
     yield
+    shutil.rmtree(HYPOTHESIS_HOME, ignore_errors=True)
     left = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
     assert not left, "processes left running: " + ", ".join(f"{p.pid} {' '.join(p.cmdline())}" for p in left)
     sockets = settle({port for _, port in STARTED})

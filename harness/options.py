@@ -96,6 +96,23 @@ def port(text: str) -> int:
     return value
 
 
+def at_most(parse: Callable[[str], Any], most: float, least: float | None = None) -> Callable[[str], Any]:
+    """``parse``, then the value must be at most ``most`` (and at least ``least``):
+    every run ends by itself, and a value past the bound is a mistake, not a wish."""
+
+    def bounded(text: str) -> Any:
+        value = parse(text)
+        if least is not None and value < least:
+            raise OptionError(f"{text!r} must be >= {least:g}")
+        if value > most:
+            raise OptionError(f"{text!r} must be <= {most:g}")
+        return value
+
+    bounded.__name__ = parse.__name__
+    bounded.most = most  # type: ignore[attr-defined]
+    return bounded
+
+
 def fraction_or_off(text: str) -> float | None:
     """A fraction 0..1, or ``off`` (None)."""
     if str(text).strip().lower() in ("off", "none", ""):
@@ -117,9 +134,37 @@ def sampler_name(text: str) -> str:
     return value
 
 
+def _writable_place(path: Path, text: str) -> None:
+    """The nearest existing folder at or above ``path`` must be a folder this user can write in."""
+    base = path
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise OptionError(f"{text!r}: {str(base)!r} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OptionError(f"{text!r}: cannot write in {str(base)!r}")
+
+
 def directory(text: str) -> str:
+    """A folder results can be written to: it exists as a folder, or can be made
+    (nothing is made here: checking has no side effect)."""
     if not str(text).strip():
         raise OptionError("an empty path")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise OptionError(f"{text!r} is a file, not a folder")
+    _writable_place(path, str(text))
+    return str(text)
+
+
+def output_file(text: str) -> str:
+    """A file that can be written: not a folder, in a folder that exists or can be made."""
+    if not str(text).strip():
+        raise OptionError("an empty path")
+    path = Path(text)
+    if path.is_dir():
+        raise OptionError(f"{text!r} is a folder, not a file")
+    _writable_place(path.parent if str(path.parent) else Path("."), str(text))
     return str(text)
 
 
@@ -143,18 +188,32 @@ class Option:
         return "LEAK_" + self.name.upper()
 
 
+MAX_DELAY_S = 3600.0  # the server's own bound on ?delay= (harness.server.protocol.MAX_DELAY_S)
+MAX_DEADLINE_S = 86_400.0  # a day: the longest any one experiment may be allowed to run
+
 OPTIONS: tuple[Option, ...] = (
-    Option("delay", non_negative_float, 0.2, "seconds the slow server waits before each answer (the seed: 20)"),
-    Option("cycles", positive_int, 10, "cycles per round; a cycle sends 1 periodic request plus 0..extra-max extra ones"),
-    Option("period", positive_float, 0.05, "seconds between the starts of two cycles"),
-    Option("extra_max", non_negative_int, 3, "most extra requests in one cycle (drawn at random, reproducibly)"),
+    Option("delay", at_most(non_negative_float, MAX_DELAY_S), 0.2,
+           "seconds the slow server waits before each answer (the seed: 20; at most 3600)"),
+    Option("cycles", at_most(positive_int, 100_000), 10,
+           "cycles per round; a cycle sends 1 periodic request plus 0..extra-max extra ones (at most 100000)"),
+    Option("period", at_most(positive_float, 60.0), 0.05, "seconds between the starts of two cycles (at most 60)"),
+    Option("extra_max", at_most(non_negative_int, 1000), 3,
+           "most extra requests in one cycle, drawn at random, reproducibly (at most 1000)"),
     Option("seed", any_int, 1, "seed of the request schedule; the same seed replays the same schedule"),
-    Option("rounds", positive_int, 3, "rounds that replay the schedule before a trend is judged (at least 2)"),
-    Option("max_rounds", positive_int, 6, "most rounds run when the trend is not clear yet"),
-    Option("sample_interval", positive_float, 0.05, "seconds between two background socket samples"),
-    Option("idle_timeout", positive_float, 0.5, "the fixed client's idle timeout, in seconds"),
-    Option("duration", positive_float, 10.0, "seconds a --cmd command may run before it is stopped "
-           "(SIGTERM, then SIGKILL); one that ends sooner ends the experiment"),
+    Option("rounds", at_most(positive_int, 100, least=2), 3,
+           "rounds that replay the schedule before a trend is judged (2 to 100)"),
+    Option("max_rounds", at_most(positive_int, 100, least=2), 6,
+           "most rounds run when the trend is not clear yet (2 to 100, at least --rounds)"),
+    Option("sample_interval", at_most(positive_float, 10.0), 0.05,
+           "seconds between two background socket samples (at most 10)"),
+    Option("idle_timeout", at_most(positive_float, MAX_DELAY_S), 0.5,
+           "the fixed client's idle timeout, in seconds (at most 3600)"),
+    Option("duration", at_most(positive_float, MAX_DEADLINE_S), 10.0,
+           "seconds a --cmd command may run before it is stopped (SIGTERM, then SIGKILL); one that ends sooner "
+           "ends the experiment (at most 86400)"),
+    Option("deadline", at_most(positive_float, MAX_DEADLINE_S), 600.0,
+           "seconds one experiment may take in all; past it, it stops, keeps what it measured, and the run "
+           "exits 3 (at most 86400)"),
     Option("max_churn", fraction_or_off, None, "fail when new connections per request exceed this fraction "
            "(0..1), e.g. 0.5; off by default: churn alone is not a leak"),
     Option("sampler", sampler_name, "auto", "how sockets are counted: netlink (Linux sock_diag, filtered by port "
@@ -178,15 +237,16 @@ class Settings:
     sample_interval: float = 0.05
     idle_timeout: float = 0.5
     duration: float = 10.0
+    deadline: float = 600.0
     max_churn: float | None = None
     sampler: str = "auto"
     results_dir: str = "results"
 
     def __post_init__(self) -> None:
         if self.rounds < 2:
-            raise OptionError(f"--rounds {self.rounds}: a trend needs at least 2 rounds")
+            raise OptionError(f"rounds={self.rounds}: a trend needs at least 2 rounds")
         if self.max_rounds < self.rounds:
-            raise OptionError(f"--max-rounds {self.max_rounds}: must be >= --rounds ({self.rounds})")
+            raise OptionError(f"max_rounds={self.max_rounds}: must be >= rounds ({self.rounds})")
 
     @property
     def results_path(self) -> Path:
@@ -196,16 +256,20 @@ class Settings:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def settings_from(values: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+def settings_from(values: Mapping[str, Any], environ: Mapping[str, str] | None = None,
+                  sources: Mapping[str, str] | None = None) -> Settings:
     """Build Settings: ``values`` (None = not given) over the environment, over defaults.
 
-    Raises OptionError naming the option and its bad value.
+    ``sources`` names where each given value came from (default: its flag; the
+    plugin says ``leak_rounds (ini)`` for an ini key). Raises OptionError naming
+    the source and the bad value: ``LEAK_ROUNDS: '1' must be >= 2``.
     """
     environ = os.environ if environ is None else environ
     chosen: dict[str, Any] = {}
+    where: dict[str, str] = {}
     for option in OPTIONS:
         raw = values.get(option.name)
-        source = option.flag
+        source = (sources or {}).get(option.name, option.flag)
         if raw is None and option.env in environ:
             raw, source = environ[option.env], option.env
         if raw is None:
@@ -214,6 +278,11 @@ def settings_from(values: Mapping[str, Any], environ: Mapping[str, str] | None =
             chosen[option.name] = option.parse(raw)
         except OptionError as exc:
             raise OptionError(f"{source}: {exc}") from None
+        where[option.name] = source
+    rounds, max_rounds = chosen.get("rounds", Settings.rounds), chosen.get("max_rounds", Settings.max_rounds)
+    if max_rounds < rounds:
+        named = where.get("max_rounds", f"{BY_NAME['max_rounds'].flag} (default)")
+        raise OptionError(f"{named}: {max_rounds} must be >= {where.get('rounds', '--rounds (default)')} ({rounds})")
     return Settings(**chosen)
 
 

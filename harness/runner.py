@@ -167,11 +167,12 @@ def run(experiment: Experiment, *, progress: Progress = lambda line: None,
 def _drive(client: Callable[[str], object], servers: list[ServerProcess], experiment: Experiment,
            result: ExperimentResult, progress: Progress) -> None:
     settings = experiment.settings
-    run_ = Run(client, servers, settings.sample_interval, settings.sampler)
+    run_ = Run(client, servers, settings.sample_interval, settings.sampler, deadline_s=settings.deadline)
     result.hosts = run_.hosts
     try:
         with run_:
             SCENARIOS[experiment.scenario_name](run_, settings, result, progress, experiment.expect, **experiment.params)
+            run_.confirm_traffic()
     finally:
         result.samples = list(run_.recorder.samples)
         run_.close_client()

@@ -122,3 +122,26 @@ async def asyncio_connection_closed(url: str) -> int:
 def always_fails(url: str) -> int:
     """Not a client at all: every call raises."""
     raise RuntimeError("client bug")
+
+
+# Targets that never give the server anything to count: each must end in "nothing measured"
+# (exit 3), never in a verdict, and never print a thread's traceback.
+def no_request(url: str) -> int:
+    """Returns at once, as if it had made its request."""
+    return 200
+
+
+def exits(url: str) -> None:
+    raise SystemExit(4)
+
+
+def interrupts(url: str) -> None:
+    raise KeyboardInterrupt
+
+
+class Abandoned(BaseException):
+    """An exception outside Exception's tree, as some frameworks raise."""
+
+
+def raises_base_exception(url: str) -> None:
+    raise Abandoned("gave up")

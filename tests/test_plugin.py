@@ -50,14 +50,48 @@ def test_command(leak_check):
 
 def test_bad_option(leak_check):
     leak_check(healthy, cycles=0)
+
+
+def test_no_request(leak_check):
+    leak_check(lambda url: 200)
+
+
+def test_target_raises(leak_check):
+    def broken(url):
+        raise RuntimeError("client bug")
+    leak_check(broken)
+
+
+def test_unknown_target(leak_check):
+    leak_check("nosuchvariant")
+
+
+def test_expect_maybe(leak_check):
+    leak_check(healthy, expect="maybe")
+
+
+def test_cmd_without_url(leak_check):
+    leak_check(cmd="curl http://127.0.0.1:1/")
 '''
+# test name: the one line its failure must be (no traceback of the harness's own)
+ONE_LINE_FAILURES = {
+    "test_bad_option": "leak_check: cycles=0: '0' must be >= 1",
+    "test_no_request": "leak_check: nothing measured: the client reported 26 of 26 requests done, the server "
+                       "received 0 on 0 connections; a target must make one request to the URL it is given",
+    "test_target_raises": "leak_check: nothing measured: every request failed (26); the first: RuntimeError: client bug",
+    "test_unknown_target": "leak_check: unknown variant 'nosuchvariant': see `python -m harness list`, or give "
+                           "package.module:function",
+    "test_expect_maybe": "leak_check: expect='maybe': expect growth or plateau (or None)",
+    "test_cmd_without_url": "leak_check: command 'curl http://127.0.0.1:1/': use {url}, or {host} and {port}, so it "
+                            "talks to the slow server",
+}
 EXPECTED = {  # test name: passed?
     "test_healthy_client": True,
     "test_leaky_client_caught": True,
     "test_leaky_client_gated": False,
     "test_catalog_name": True,
     "test_command": True,
-    "test_bad_option": False,
+    **{name: False for name in ONE_LINE_FAILURES},
 }
 
 
@@ -85,10 +119,12 @@ def test_failure_message_lists_the_sockets(user_run):
     assert message.count("ESTABLISHED") >= 5  # growth ends >= 5 held sockets above the peak in flight, each listed
 
 
-def test_bad_option_is_one_clear_line(user_run):
+@pytest.mark.parametrize("name", list(ONE_LINE_FAILURES))
+def test_what_cannot_be_judged_is_one_clear_line(user_run, name):
     _, _, cases = user_run
-    failure = cases["test_bad_option"].find("failure")
-    assert failure.get("message") == "Failed: leak_check: cycles=0: '0' must be >= 1"
+    failure = cases[name].find("failure")
+    assert failure.get("message") == "Failed: " + ONE_LINE_FAILURES[name]
+    assert "harness/" not in (failure.text or ""), failure.text  # no traceback of the harness's own
 
 
 def test_results_are_written_in_the_user_project(user_run):

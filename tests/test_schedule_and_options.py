@@ -27,8 +27,8 @@ def test_defaults_and_precedence():
         ({"delay": "-1"}, "--delay: '-1' must be a finite number >= 0"),
         ({"period": "abc"}, "--period: 'abc' is not a number"),
         ({"delay": "nan"}, "--delay: 'nan' must be a finite number >= 0"),
-        ({"rounds": "1"}, "--rounds 1: a trend needs at least 2 rounds"),
-        ({"rounds": "4", "max_rounds": "3"}, "--max-rounds 3: must be >= --rounds (4)"),
+        ({"rounds": "1"}, "--rounds: '1' must be >= 2"),
+        ({"rounds": "4", "max_rounds": "3"}, "--max-rounds: 3 must be >= --rounds (4)"),
     ],
 )
 def test_bad_values_name_the_option_and_value(values, message):

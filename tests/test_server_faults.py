@@ -3,8 +3,24 @@ import socket
 
 import pytest
 
+from harness.faces.pytest_plugin import SERVERS_KEY
+
 from .test_server import REQUEST_11, connect, read_response
 from .waiting import wait_for
+
+
+@pytest.fixture(autouse=True)
+def _counters_never_below_zero(request, start_slow_server):
+    """After every fault test, every counter of every server it started is >= 0 (set up after the
+    servers' factory, so checked before they are stopped)."""
+    yield
+    for server in request.node.stash.get(SERVERS_KEY, []):
+        if server.alive():
+            try:
+                stats = server.stats()
+            except ConnectionRefusedError:  # --stop-accepting-after closed its listener on purpose: unreadable
+                continue
+            assert all(v >= 0 for v in stats.values() if not isinstance(v, bool)), stats
 
 
 def read_until_closed(sock: socket.socket) -> bytes:

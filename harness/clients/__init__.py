@@ -96,7 +96,7 @@ def lookup(target: str | Callable[[str], object]) -> Variant | Callable[[str], o
         sys.path.insert(0, os.getcwd())  # a user's module beside where they run us
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or the module's own error at import time
+    except (Exception, SystemExit) as exc:  # ImportError, or the module's own error (or exit) at import time
         raise TargetError(f"target {target!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
     obj = module
     for part in attr.split("."):

@@ -33,9 +33,9 @@ def fill(template: str, url: str, host: str, port: int) -> str:
     passes through untouched.
     """
     if not template.strip():
-        raise UsageError("--cmd: an empty command")
+        raise UsageError("an empty command")
     if not any(p in template for p in PLACEHOLDERS):
-        raise UsageError(f"--cmd {template!r}: use {{url}}, or {{host}} and {{port}}, so it talks to the slow server")
+        raise UsageError(f"command {template!r}: use {{url}}, or {{host}} and {{port}}, so it talks to the slow server")
     return template.replace("{url}", url).replace("{host}", host).replace("{port}", str(port))
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..sampling import HostsCounter, Sample, SeriesRecorder, Snapshot, SocketCounter
-from ..server import STATS_GAUGES, ServerProcess
+from ..server import STATS_GAUGES, ServerError, ServerProcess
 from .driver import Driver, InFlight
 from .result import Churn
 
@@ -32,7 +32,7 @@ class Run:
     """
 
     def __init__(self, request: Callable[[str], object], servers: ServerProcess | Sequence[ServerProcess],
-                 sample_interval: float, sampler: str = "auto") -> None:
+                 sample_interval: float, sampler: str = "auto", deadline_s: float = float("inf")) -> None:
         self.servers = [servers] if isinstance(servers, ServerProcess) else list(servers)
         self.server = self.servers[0]
         self.client = request
@@ -44,8 +44,10 @@ class Run:
         self.counter: SocketCounter | HostsCounter = counters[0] if len(counters) == 1 else HostsCounter(counters)
         self.recorder = SeriesRecorder(self.counter, sample_interval, self.tracker.window, self.driver.position)
         self.stats_before: list[dict] = []
-        self.server_death: str | None = None
-        self._watchdog = threading.Thread(target=self._watch_servers, name="server-watchdog", daemon=True)
+        self.stats_connections_before = 0
+        self.deadline_s = deadline_s  # the whole experiment's (--deadline), from entering
+        self.stopped_because: str | None = None  # a server died, or the deadline passed
+        self._watchdog = threading.Thread(target=self._watch, name="experiment-watchdog", daemon=True)
 
     @property
     def hosts(self) -> list[str]:
@@ -54,6 +56,7 @@ class Run:
     def __enter__(self) -> Run:
         self.counter.ignore_existing_time_wait()
         self.stats_before = [self._stats(s) for s in self.servers]
+        self.stats_connections_before = sum(s.stats_connections for s in self.servers)
         self.started = time.monotonic()
         self.recorder.start()
         self._watchdog.start()
@@ -64,34 +67,41 @@ class Run:
         self.recorder.stop()
         self._watchdog.join(timeout=5)
 
-    def _watch_servers(self) -> None:
-        """Every WATCH_INTERVAL_S: a server that died stops the experiment (driver, waits)."""
+    def _watch(self) -> None:
+        """Every WATCH_INTERVAL_S: a server that died, or the deadline passing, stops
+        the experiment (the driver and every wait)."""
         while not self.stop_event.wait(WATCH_INTERVAL_S):
             for server in self.servers:
                 if not server.alive():
-                    status = server.returncode()
-                    self.server_death = (
+                    self.stopped_because = (
                         f"the slow server (pid {server.pid}) died {time.monotonic() - self.started:.1f} s into the "
-                        f"experiment, exit status {status}; what was measured is kept, marked incomplete"
+                        f"experiment, exit status {server.returncode()}; what was measured is kept, marked incomplete"
                         + server.tail(5))
                     self.stop_event.set()
                     return
+            if time.monotonic() - self.started > self.deadline_s:
+                self.stopped_because = (f"the experiment passed its deadline of {self.deadline_s:g} s (--deadline); "
+                                        "what was measured is kept, marked incomplete")
+                self.stop_event.set()
+                return
 
-    def raise_if_a_server_died(self) -> None:
-        """Raise ExperimentError if a server died (within WATCH_INTERVAL_S of its death)."""
-        if self.server_death is None:
+    def raise_if_stopped(self) -> None:
+        """Raise ExperimentError if a server died or the deadline passed (noticed
+        within WATCH_INTERVAL_S)."""
+        if self.stopped_because is None:
             for server in self.servers:
                 if not server.alive():
-                    self.server_death = (f"the slow server (pid {server.pid}) died, exit status {server.returncode()}; "
-                                         "what was measured is kept, marked incomplete" + server.tail(5))
-        if self.server_death is not None:
-            raise ExperimentError(self.server_death)
+                    self.stopped_because = (f"the slow server (pid {server.pid}) died, exit status "
+                                            f"{server.returncode()}; what was measured is kept, marked incomplete"
+                                            + server.tail(5))
+        if self.stopped_because is not None:
+            raise ExperimentError(self.stopped_because)
 
     def _stats(self, server: ServerProcess) -> dict:
         try:
             return server.stats()
-        except (OSError, ValueError) as exc:
-            self.raise_if_a_server_died()
+        except (OSError, ValueError, ServerError) as exc:
+            self.raise_if_stopped()
             raise ExperimentError(f"could not read the server's counters: {type(exc).__name__}: {exc}") from None
 
     def close_client(self) -> None:
@@ -104,10 +114,10 @@ class Run:
         that died ends the wait within WATCH_INTERVAL_S."""
         end = time.monotonic() + deadline_s
         while not self.tracker.wait_idle(min(WATCH_INTERVAL_S, max(0.0, end - time.monotonic()))):
-            self.raise_if_a_server_died()
+            self.raise_if_stopped()
             if time.monotonic() >= end:
                 break
-        self.raise_if_a_server_died()
+        self.raise_if_stopped()
         if self.tracker.current:
             raise ExperimentError(
                 f"{self.tracker.current} requests still in flight {deadline_s:.1f} s after they were due; "
@@ -131,7 +141,7 @@ class Run:
         while not until(sample) and time.monotonic() < end:
             self.stop_event.wait(min(interval, max(0.0, end - time.monotonic())))
             if self.stop_event.is_set():
-                self.raise_if_a_server_died()
+                self.raise_if_stopped()
                 break
             sample = self.recorder.sample(label)
         return sample
@@ -152,9 +162,23 @@ class Run:
             for k in after:
                 if k not in STATS_GAUGES:
                     delta[k] = delta.get(k, 0) + after[k] - before.get(k, 0)
-        # each /stats call opens one connection of its own; only the closing call is inside the delta
-        delta["connections_accepted"] -= delta.get("stats_requests", 0)
+        # the harness's own /stats connections are not the client's
+        delta["connections_accepted"] -= sum(s.stats_connections for s in self.servers) - self.stats_connections_before
         return delta
+
+    def confirm_traffic(self) -> None:
+        """Raise ExperimentError unless the servers received at least every request
+        the driver saw succeed, on at least one connection: a verdict rests only on
+        traffic the server saw. (Requests still in flight or failed are not owed.)"""
+        delta = self.server_delta()
+        t = self.tracker
+        succeeded = t.finished - t.failed
+        received, accepted = delta["requests_received"], delta["connections_accepted"]
+        if t.started and (accepted == 0 or received < succeeded):
+            raise ExperimentError(
+                f"nothing measured: the client reported {succeeded} of {t.started} requests done, the server "
+                f"received {received} on {accepted} connections; a target must make one request to the URL it "
+                "is given")
 
     def tally(self) -> dict:
         """The Tally figures (``result.Tally``) of the requests driven so far."""

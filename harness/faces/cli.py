@@ -28,6 +28,8 @@ from ..options import (
     OptionError,
     Settings,
     UsageError,
+    argparse_type,
+    output_file,
     settings_from,
 )
 from ..report import comparison, draw, plain, write_json, write_session
@@ -35,7 +37,7 @@ from ..report.text import figures_lines, outcome_lines, result_path_line, short_
 from ..runner import Experiment
 from ..scenarios import SEED_PAIR, SEED_ROWS, default_expectation
 from ..server import ServerError
-from .common import run_and_write
+from .common import complain, keep, run_and_write
 
 
 def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="judge a command instead, in any language: a shell command whose {url}, {host} and {port} "
                           "are filled in; it runs until it ends or --duration runs out")
     run.add_argument("--expect", choices=VERDICTS, help="exit 1 unless the verdict is this")
-    run.add_argument("--json", metavar="FILE", help="also write the result JSON to FILE")
+    run.add_argument("--json", metavar="FILE", type=argparse_type(output_file),
+                     help="also write the result JSON to FILE (checked before the run starts)")
     _add_experiment_options(run)
     sub.add_parser("list", help="the client catalog: every variant run accepts, one line each")
     bench = sub.add_parser("bench", help="measure the sampler, the server at scale, and time to a verdict; "
@@ -97,13 +100,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
             results.append(result)
             _say(f"      {short_outcome(result)}")
     finally:
+        written: list = []
         if results:
-            md, picture = write_session(results, settings.results_path, "compare.png", "faulty and fixed, measured")
+            keep(lambda: written.extend(write_session(results, settings.results_path, "compare.png",
+                                                      "faulty and fixed, measured")), "the summary", complain)
     _say("")
     _say(plain(comparison(results)))
-    _say(f"{sum(r.passed for r in results)}/{len(results)} experiments passed in {time.monotonic() - started:.1f} s; "
-         f"table: {md}")
-    _say(picture)
+    _say(f"{sum(r.passed for r in results)}/{len(results)} experiments passed in {time.monotonic() - started:.1f} s"
+         + (f"; table: {written[0]}" if written else ""))
+    if written:
+        _say(written[1])
     return 0 if all(r.passed for r in results) else 1
 
 
@@ -111,9 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if (args.target is None) == (args.cmd is None):
         raise UsageError("run needs a TARGET or --cmd COMMAND (one of them)")
-    json_path = Path(args.json) if args.json else None
-    if json_path is not None and json_path.is_dir():
-        raise UsageError(f"--json {args.json}: is a directory")
+    json_path = Path(args.json) if args.json is not None else None
     experiment = Experiment(args.target, cmd=args.cmd, settings=settings, expect=args.expect)
     if args.cmd is not None:
         _say(f"running command for at most {settings.duration} s, server delay {settings.delay} s: {args.cmd}")
@@ -121,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(f"running {args.target}: rounds of {settings.cycles} cycles, server delay {settings.delay} s")
     result = run_and_write(experiment, settings.results_path, progress=lambda line: _say(f"  {line}"))
     if json_path is not None:
-        write_json(json_path, result.as_dict())
+        keep(lambda: write_json(json_path, result.as_dict()), f"--json {json_path}", complain)
     _say(verdict_line(result))
     for line in figures_lines(result, settings.max_churn):
         _say(line)

@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from ..clients import TargetError
-from ..driving import ExperimentResult
+from ..driving import ExperimentError, ExperimentResult
 from ..options import OPTIONS, OptionError, Settings, UsageError, override, settings_from
 from ..report import write_session
 from ..runner import Experiment, file_label
 from ..sampling import choose_backend
-from ..server import ServerProcess, fault_args
-from .common import run_and_write
+from ..server import ServerError, ServerProcess, fault_args
+from .common import keep, run_and_write
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 RESULTS_KEY = pytest.StashKey[list]()
@@ -37,14 +37,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "experiment: a measured experiment on a client variant (starts its own slow server)")
-    values = {}
+    values, sources = {}, {}
     for option in OPTIONS:
-        value = config.getoption("leak_" + option.name)
+        value, sources[option.name] = config.getoption("leak_" + option.name), option.flag
         if value is None:
-            value = config.getini(option.ini) or None
+            value, sources[option.name] = config.getini(option.ini) or None, f"{option.ini} (ini)"
         values[option.name] = value
     try:
-        config.stash[SETTINGS_KEY] = settings_from(values)
+        config.stash[SETTINGS_KEY] = settings_from(values, sources=sources)
     except OptionError as exc:
         raise pytest.UsageError(f"leak harness: {exc}") from None
     config.stash[RESULTS_KEY] = []
@@ -71,9 +71,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def pytest_sessionfinish(session: pytest.Session) -> None:
     results = session.config.stash.get(RESULTS_KEY, [])
     if results:
-        md, picture = write_session(results, session.config.stash[SETTINGS_KEY].results_path, "experiments.png",
-                                    "experiments of this run")
-        session.config.stash[REPORT_KEY] = [f"table {md}", picture]
+        written: list = []
+        keep(lambda: written.extend(write_session(results, session.config.stash[SETTINGS_KEY].results_path,
+                                                  "experiments.png", "experiments of this run")),
+             "the summary", written.append)
+        session.config.stash[REPORT_KEY] = [f"table {written[0]}", written[1]] if len(written) == 2 else written
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -90,7 +92,8 @@ def leak_settings(pytestconfig: pytest.Config) -> Settings:
 
 @pytest.fixture
 def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -> Iterator[Callable[..., ServerProcess]]:
-    """Factory: ``start_slow_server(delay=None, host="127.0.0.1", **faults)`` starts a fresh server.
+    """Factory: ``start_slow_server(delay=None, host="127.0.0.1", header_timeout=None, **faults)``
+    starts a fresh server (``header_timeout``: seconds, ``--header-timeout``).
 
     ``faults``: ``fault`` (a name in ``harness.server.FAULTS``) and the knobs of
     ``harness.server.KNOBS`` (``every``, ``idle_close``, ``stop_accepting_after``).
@@ -99,9 +102,10 @@ def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -
     """
     started: list[ServerProcess] = request.node.stash.setdefault(SERVERS_KEY, [])
 
-    def start(delay: float | None = None, host: str = "127.0.0.1", **faults) -> ServerProcess:
-        server = ServerProcess(delay=leak_settings.delay if delay is None else delay, host=host,
-                               extra_args=fault_args(**faults))
+    def start(delay: float | None = None, host: str = "127.0.0.1", header_timeout: float | None = None,
+              **faults) -> ServerProcess:
+        extra = fault_args(**faults) + (("--header-timeout", str(header_timeout)) if header_timeout else ())
+        server = ServerProcess(delay=leak_settings.delay if delay is None else delay, host=host, extra_args=extra)
         started.append(server)
         return server.start()
 
@@ -176,7 +180,7 @@ def leak_check(request: pytest.FixtureRequest, leak_settings: Settings,
             experiment = Experiment(target, cmd=cmd, expect=expect, settings=override(leak_settings, **options),
                                     name=name or (label if calls == 1 else f"{label}-{calls}"))
             result = run_experiment(experiment)  # a target that does not resolve fails before a server starts
-        except (OptionError, UsageError, TargetError) as exc:
+        except (OptionError, UsageError, TargetError, ExperimentError, ServerError) as exc:
             pytest.fail(f"leak_check: {exc}", pytrace=False)
         if not result.passed:
             pytest.fail(result.explain(), pytrace=False)

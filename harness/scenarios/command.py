@@ -40,18 +40,23 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
     try:
         counter.ignore_existing_time_wait()
         before = server.stats()
+        own_before = server.stats_connections
         recorder.start()
         process = CommandProcess(filled)
         progress(f"started: {filled}")
         deadline = started + settings.duration
+        hard_end = started + settings.deadline  # --deadline bounds the whole experiment, extension included
         next_progress = started + PROGRESS_EVERY_S
         extended = False
         while True:
-            if process.wait(min(next_progress, deadline) - time.monotonic()):
+            if process.wait(min(next_progress, deadline, hard_end) - time.monotonic()):
                 break
             now = time.monotonic()
             if not server.alive():
                 raise ExperimentError("the slow server died while the command ran" + server.tail())
+            if now >= hard_end:
+                raise ExperimentError(f"the experiment passed its deadline of {settings.deadline:g} s (--deadline); "
+                                      "what was measured is kept, marked incomplete")
             if now >= deadline:
                 if extended or judge(recorder.samples).verdict != UNDECIDED:
                     break
@@ -75,8 +80,7 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
         samples = [s for s in recorder.samples if s.t <= alive_until]
         after = server.stats()
         requests = after["requests_served"] - before["requests_served"]
-        stats_calls = after["stats_requests"] - before["stats_requests"]
-        new = after["connections_accepted"] - before["connections_accepted"] - stats_calls
+        new = after["connections_accepted"] - before["connections_accepted"] - (server.stats_connections - own_before)
         time_wait = samples[-1].time_wait if samples else 0
         stderr_tail = process.stderr.text()
         figures = CommandFigures(

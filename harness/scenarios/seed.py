@@ -73,8 +73,10 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
         run.driver.replay(schedule, rnd, cycle_end)
         run.drain(drain_deadline(settings))
         if run.tracker.failed == run.tracker.started:
-            raise ExperimentError(f"every request failed ({run.tracker.failed}), so there is nothing to judge; "
+            raise ExperimentError(f"nothing measured: every request failed ({run.tracker.failed}); "
                                   f"the first: {run.tracker.first_error}")
+        if rnd == 1:
+            run.confirm_traffic()  # a client that never reaches the server is told so after one round, not three
         sample, snap = run.settle("round_end")
         residuals.append(sample.held)
         peaks.append(run.tracker.peak)

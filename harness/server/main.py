@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import ipaddress
 import json
 import os
 import signal
@@ -22,9 +23,18 @@ import socket
 import sys
 
 from ..limits import raise_open_files_limit
-from ..options import OneLineParser, UsageError, argparse_type, non_negative_float, port, positive_float
+from ..options import (
+    MAX_DELAY_S,
+    OneLineParser,
+    UsageError,
+    argparse_type,
+    at_most,
+    non_negative_float,
+    port,
+    positive_float,
+)
 from .faults import FAULT_FLAG, FAULTS, KNOBS, Faults, fault_help
-from .protocol import SlowServer
+from .protocol import HEADER_TIMEOUT_S, SlowServer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,10 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=argparse_type(port), default=0,
                         help="port to listen on; 0 picks a free one (default)")
-    parser.add_argument("--delay", type=argparse_type(non_negative_float), default=20.0,
-                        help="seconds before each answer (default 20)")
+    parser.add_argument("--delay", type=argparse_type(at_most(non_negative_float, MAX_DELAY_S)), default=20.0,
+                        help=f"seconds before each answer (default 20, at most {MAX_DELAY_S:g}; ?delay=S per request)")
     parser.add_argument("--track-interval", type=argparse_type(positive_float), default=5.0,
                         help="seconds between socket-count log lines (default 5)")
+    parser.add_argument("--header-timeout", type=argparse_type(at_most(positive_float, MAX_DELAY_S)),
+                        default=HEADER_TIMEOUT_S, metavar="S",
+                        help=f"close a connection that has not sent a whole request head S seconds after it "
+                             f"opened or began its request: 408 if it sent part of one (default {HEADER_TIMEOUT_S:g})")
     group = parser.add_argument_group("faults (on purpose)")
     group.add_argument(FAULT_FLAG, choices=[f.name for f in FAULTS], help=fault_help())
     for knob in KNOBS:
@@ -45,9 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def beyond_loopback(address: str) -> bool:
+    """True for an address other machines may reach (0.0.0.0, ::, a LAN address);
+    False for 127.0.0.0/8 and ::1."""
+    return not ipaddress.ip_address(address.split("%")[0]).is_loopback
+
+
 async def serve(args: argparse.Namespace) -> int:
+    if not args.host.strip():
+        raise UsageError(f"--host {args.host!r}: give an address to listen on, e.g. 127.0.0.1")
     faults = Faults(args.fault, *(getattr(args, knob.name) for knob in KNOBS))
-    server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults)
+    server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults, args.header_timeout)
     try:
         await server.start()
     except OSError as exc:
@@ -61,6 +83,9 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
+    if beyond_loopback(server.address):
+        print(f"harness.server: warning: listening on {server.address} (--host {args.host}), beyond loopback: "
+              "any machine that can reach it can make it hold connections", file=sys.stderr, flush=True)
     print(json.dumps({"host": args.host, "port": server.port, "pid": os.getpid()}), flush=True)
     server.log(f"listening on {args.host}:{server.port}, delay {args.delay} s"
                + (f", faults {faults}" if faults != Faults() else ""))

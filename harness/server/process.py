@@ -10,6 +10,7 @@ import collections
 import http.client
 import json
 import selectors
+import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +43,9 @@ class ServerProcess:
     port: int = 0
     pid: int = 0
     own_ports: set[int] = field(default_factory=set)
+    stats_connections: int = 0  # connections this process opened for /stats
+    _stats_conn: http.client.HTTPConnection | None = field(default=None, repr=False)
+    _stats_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _stderr: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STDERR_LINES_KEPT), repr=False)
     _stderr_thread: threading.Thread | None = field(default=None, repr=False)
@@ -103,20 +107,54 @@ class ServerProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def stats(self) -> dict:
-        """``GET /stats`` on a connection of its own (~1 ms).
+        """``GET /stats`` on the harness's own kept-alive connection (~0.3 ms; thread-safe).
 
-        The local port of that connection is added to ``own_ports`` so a sampler
-        can leave the harness's own sockets out of its counts.
+        One connection serves every call, so the server's counters can be read
+        after it stopped accepting, and few sockets of the harness's own are
+        made. Its local port is added to ``own_ports`` (samplers leave it out),
+        and ``stats_connections`` counts the connections opened for it, so that
+        ``connections_accepted`` can be told apart from the harness's own. A
+        connection the server closed (``--idle-close``) is opened again, once.
         """
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
+        with self._stats_lock:
+            for attempt in (1, 2):
+                if self._stats_conn is None:
+                    self._stats_conn = self._own_connection()
+                try:
+                    self._stats_conn.request("GET", "/stats")
+                    return json.loads(self._stats_conn.getresponse().read())
+                except (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionError) as exc:
+                    self._close_stats()
+                    if attempt == 2:
+                        raise ServerError(f"server pid {self.pid}: /stats failed twice: {exc}") from None
+                except BaseException:
+                    self._close_stats()
+                    raise
+        raise AssertionError("unreachable")
+
+    def _own_connection(self) -> http.client.HTTPConnection:
+        """A connection whose local port is in ``own_ports`` before it connects: a
+        sampler scanning meanwhile never counts it as the client's."""
+        family, kind, proto, _, address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
         try:
-            conn.connect()
-            assert conn.sock is not None
-            self.own_ports.add(conn.sock.getsockname()[1])
-            conn.request("GET", "/stats", headers={"Connection": "close"})
-            return json.loads(conn.getresponse().read())
-        finally:
-            conn.close()
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            self.own_ports.add(sock.getsockname()[1])
+            sock.settimeout(5)
+            sock.connect(address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except BaseException:
+            sock.close()
+            raise
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
+        conn.sock = sock
+        self.stats_connections += 1
+        return conn
+
+    def _close_stats(self) -> None:
+        if self._stats_conn is not None:
+            self._stats_conn.close()
+            self._stats_conn = None
 
     def stderr_text(self) -> str:
         return "\n".join(self._stderr)
@@ -134,6 +172,8 @@ class ServerProcess:
         proc = self._proc
         if proc is None:
             return None
+        with self._stats_lock:
+            self._close_stats()
         try:
             if proc.poll() is None:
                 proc.terminate()

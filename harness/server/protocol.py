@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import socket
 import struct
 import sys
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
+from ..options import MAX_DELAY_S  # ?delay= and --delay: at most an hour, so every run ends
 from .faults import BODY, BY_NAME, COUNTERS, FAULT_QUERY, GAUGES, Fault, Faults, response_head
 
 MAX_BUFFERED_BYTES = 1 << 20  # stop reading from a client that sends this much unanswered
@@ -37,11 +39,14 @@ class ServerStats:
     open_connections: int = 0
     active_requests: int = 0
     peak_active_requests: int = 0  # the most requests ever waiting for their answer at once
+    requests_received: int = 0  # every request parsed whole, /stats left out: what a verdict may rest on
     requests_served: int = 0
     hung_up_early: int = 0
     connections_accepted: int = 0
     stats_requests: int = 0
     idle_closed: int = 0  # keep-alive connections the server closed for idling (--idle-close)
+    header_timeouts: int = 0  # connections closed for not sending a whole request head in time (--header-timeout)
+    bad_requests: int = 0  # answered 400 and closed: not an HTTP/1.x request
     accepting: bool = True
     faults: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
 
@@ -56,6 +61,13 @@ STATS_GAUGES = frozenset({"open_connections", "active_requests", "peak_active_re
 HANG_S = 10 ** 7  # "never": a timer this far out is cancelled when the client hangs up or the server stops
 
 OK_KEEP_ALIVE = response_head(b"200 OK", len(BODY), True) + BODY
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# After a FIN with a request pending, the 1xx probe is answered by RST if the client closed its socket:
+# on loopback within microseconds; checked every 20 ms for 1 s, which covers a loaded machine and a LAN.
+PROBE_EVERY_S = 0.02
+PROBE_CHECKS = 50
+REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ \r\n]+ HTTP/1\.[01]\r?\n\Z")
+HEADER_TIMEOUT_S = 60.0  # default: no experiment's client takes seconds to send a head; a minute never cuts one
 
 
 def _wants_keep_alive(request: h11.Request) -> bool:
@@ -86,6 +98,9 @@ class SlowHTTPConnection(asyncio.Protocol):
         self.idle_timer: asyncio.TimerHandle | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.pending_fault: Fault | None = None  # the fault the pending request will get, if any
+        self.head_timer: asyncio.TimerHandle | None = None  # a request head must arrive whole in time
+        self.half_closed = False  # the client sent FIN after its request: answer, then close
+        self.probes = 0
         self.closed = False
 
     # asyncio callbacks -------------------------------------------------
@@ -101,21 +116,46 @@ class SlowHTTPConnection(asyncio.Protocol):
         self.server.connections.add(self)
         self.server.stats.open_connections += 1
         self.server.stats.connections_accepted += 1
+        self._start_head_timer()  # a connection that never sends a whole request is not held for ever
 
     def data_received(self, data: bytes) -> None:
         self.arrived = self.server.batch_time()
         if self.parser is None:  # the previous request was answered: a fresh parser, made only now
             self.parser = h11.Connection(h11.SERVER)
+            self._start_head_timer()
         self.parser.receive_data(data)
         self._advance()
 
     def eof_received(self) -> bool:
-        if self.timer is not None:
-            self._hung_up()
-        return False  # let asyncio close our side too
+        if self.timer is None:
+            return False  # nothing pending: let asyncio close our side too
+        # FIN with a request pending: a half-close (shutdown(SHUT_WR), which HTTP allows: answer, then
+        # close) or a hang-up (close()). A 1xx, which every HTTP/1.1 client skips, tells them apart: a
+        # socket that was closed answers it with RST.
+        self.half_closed = True
+        assert self.transport is not None
+        self.transport.write(CONTINUE)
+        self._probe_later()
+        return True  # keep our side open for the answer
+
+    def _probe_later(self) -> None:
+        asyncio.get_running_loop().call_later(PROBE_EVERY_S, self._probe)
+
+    def _probe(self) -> None:
+        """After the 1xx: a reset socket means the client hung up; checked PROBE_CHECKS times."""
+        if self.closed or self.timer is None or self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self._hung_up()  # RST: ECONNRESET, or EPIPE in CLOSE_WAIT
+            return
+        self.probes += 1
+        if self.probes < PROBE_CHECKS:
+            self._probe_later()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_idle_close()
+        self._cancel_head_timer()
         if self.timer is not None:
             self._hung_up()
         if not self.closed:
@@ -133,15 +173,53 @@ class SlowHTTPConnection(asyncio.Protocol):
                 self._send_error(exc)
                 return
             if event is h11.NEED_DATA:
+                if not self._first_line_ok():
+                    self._bad_request("not an HTTP/1.x request line")
+                    return
                 self._limit_buffering()
                 return
             if isinstance(event, h11.Request):
+                self._cancel_head_timer()
+                if event.http_version not in (b"1.0", b"1.1"):
+                    self._bad_request(f"HTTP/{event.http_version.decode('latin-1')} is not HTTP/1.x")
+                    return
                 self.request = event
+                if self.parser.they_are_waiting_for_100_continue:
+                    assert self.transport is not None
+                    self.transport.write(CONTINUE)  # Expect: 100-continue: send the body
             elif isinstance(event, h11.EndOfMessage):
                 self._request_complete()
             elif isinstance(event, h11.ConnectionClosed):
                 return
             # h11.Data: a request body, read and ignored.
+
+    def _first_line_ok(self) -> bool:
+        """While a request head is incomplete: once its first line is whole, it must be
+        ``METHOD TARGET HTTP/1.x`` (an HTTP/0.9 ``GET /`` would otherwise wait for ever)."""
+        assert self.parser is not None
+        buffered = self.parser.trailing_data[0].lstrip(b"\r\n")
+        end = buffered.find(b"\n")
+        return end < 0 or REQUEST_LINE.match(buffered[: end + 1]) is not None
+
+    def _start_head_timer(self) -> None:
+        if self.head_timer is None and self.server.header_timeout is not None:
+            self.head_timer = asyncio.get_running_loop().call_later(self.server.header_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.closed or self.transport is None:
+            return
+        self.server.stats.header_timeouts += 1
+        started = self.parser is not None and bool(self.parser.trailing_data[0])
+        if started:  # part of a head: say why before closing
+            body = b"request head not complete in time\n"
+            self.transport.write(response_head(b"408 Request Timeout", len(body), False) + body)
+        self.transport.close()
 
     def _limit_buffering(self) -> None:
         assert self.parser is not None
@@ -159,15 +237,17 @@ class SlowHTTPConnection(asyncio.Protocol):
             body = json.dumps(self.server.stats.as_dict()).encode()
             self._respond(request, b"200 OK", body, b"application/json")
             return
+        self.server.stats.requests_received += 1
         query = parse_qs(target.query)
         delay = self.server.delay
         try:
             if "delay" in query:
                 delay = float(query["delay"][0])
-                if not math.isfinite(delay) or delay < 0:
+                if not math.isfinite(delay) or not 0 <= delay <= MAX_DELAY_S:
                     raise ValueError
         except ValueError:
-            self._respond(request, b"400 Bad Request", b"bad delay\n", b"text/plain")
+            self._respond(request, b"400 Bad Request", f"bad delay: give seconds from 0 to {MAX_DELAY_S:g}\n".encode(),
+                          b"text/plain")
             return
         named = next((query[key][0] for key in FAULT_QUERY if key in query), None)
         if named is not None and named not in BY_NAME:
@@ -217,7 +297,7 @@ class SlowHTTPConnection(asyncio.Protocol):
             response = head if request.method == b"HEAD" else head + body
         # One write: headers and body leave together (no Nagle wait between them).
         self.transport.write(response)
-        if not keep_alive:
+        if not keep_alive or self.half_closed:  # after a half-close the answer is the last word
             self.transport.close()
             return
         leftover, _ = self.parser.trailing_data
@@ -244,10 +324,17 @@ class SlowHTTPConnection(asyncio.Protocol):
             self.idle_timer = None
 
     def _send_error(self, exc: h11.RemoteProtocolError) -> None:
+        self._bad_request(str(exc))
+
+    def _bad_request(self, why: str) -> None:
+        """400 and close: what cannot be an HTTP/1.x request gets no second chance."""
         assert self.transport is not None
-        body = f"bad request: {exc}\n".encode()
-        self.transport.write(response_head(b"400 Bad Request", len(body), False, b"text/plain") + body)
+        self._cancel_head_timer()
+        self.server.stats.bad_requests += 1
+        body = f"bad request: {why}\n".encode()
+        self.transport.write(response_head(b"400 Bad Request", len(body), False) + body)
         self.transport.close()
+        self.parser = None
 
     # what a fault may do (faults.Struck) -------------------------------
     def write(self, data: bytes) -> None:
@@ -285,11 +372,14 @@ class SlowHTTPConnection(asyncio.Protocol):
 class SlowServer:
     """Owns the listener, the open connections and the counters."""
 
-    def __init__(self, host: str, port: int, delay: float, track_interval: float, faults: Faults = Faults()) -> None:
+    def __init__(self, host: str, port: int, delay: float, track_interval: float, faults: Faults = Faults(),
+                 header_timeout: float | None = HEADER_TIMEOUT_S) -> None:
         self.faults = faults
+        self.header_timeout = header_timeout
         self.requests_started = 0
         self.host = host
         self.port = port
+        self.address = host  # the address actually bound, once listening
         self.delay = delay
         self.track_interval = track_interval
         self.stats = ServerStats()
@@ -321,12 +411,21 @@ class SlowServer:
         print(f"[server {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     async def start(self) -> None:
+        """Listen on exactly one socket: the first address ``host`` resolves to (a name
+        such as ``localhost`` may resolve to several; port 0 would give each its own)."""
         loop = asyncio.get_running_loop()
-        self.listener = await loop.create_server(
-            lambda: SlowHTTPConnection(self), self.host, self.port, backlog=_backlog(), reuse_address=True
-        )
+        family, kind, proto, _, address = (await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM,
+                                                                  flags=socket.AI_PASSIVE))[0]
+        listening = socket.socket(family, kind, proto)
+        try:
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listening.bind(address)
+        except BaseException:
+            listening.close()
+            raise
+        self.listener = await loop.create_server(lambda: SlowHTTPConnection(self), sock=listening, backlog=_backlog())
         sockname = self.listener.sockets[0].getsockname()
-        self.port = sockname[1]
+        self.address, self.port = sockname[0], sockname[1]
 
     def stop_accepting(self) -> None:
         """Close the listener: new connections are refused, open ones keep working."""
