@@ -74,6 +74,11 @@ def bench_sampler(sizes: Sequence[int], say: Callable[[str], None]) -> dict:
                     repeats = 5 if backend == "psutil" and n >= 10_000 else 20
                     out[backend][n] = _median_ms(counter.snapshot, repeats)
                     say(f"  sampler {backend:<7} {n:>6} sockets: {out[backend][n]:8.2f} ms a sample")
+                    if counter.exact:  # the exact check's tcp_info dump, read only at round ends and sweeps
+                        name = f"{backend}+tcp_info"
+                        out.setdefault(name, {})[n] = _median_ms(counter.info, repeats)
+                        say(f"  sampler {name} {n:>6} sockets: {out[name][n]:8.2f} ms a read "
+                            f"({out[name][n] / out[backend][n]:.1f}x the plain sample, same run)")
             finally:
                 for s in socks:  # reset, not closed: 10k TIME_WAITs would slow every later scan for 60 s
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -113,6 +113,13 @@ def at_most(parse: Callable[[str], Any], most: float, least: float | None = None
     return bounded
 
 
+def rounds_or_auto(text: str) -> int | None:
+    """2 to 100 rounds, or ``auto`` (None): 2 where the sweeps' exact check runs, else 3."""
+    if str(text).strip().lower() == "auto":
+        return None
+    return at_most(positive_int, 100, least=2)(text)
+
+
 def fraction_or_off(text: str) -> float | None:
     """A fraction 0..1, or ``off`` (None)."""
     if str(text).strip().lower() in ("off", "none", ""):
@@ -188,6 +195,7 @@ class Option:
         return "LEAK_" + self.name.upper()
 
 
+AUTO_ROUNDS_WITH_SWEEPS, AUTO_ROUNDS_WITHOUT_SWEEPS = 2, 3
 MAX_DELAY_S = 3600.0  # the server's own bound on ?delay= (harness.server.protocol.MAX_DELAY_S)
 MAX_DEADLINE_S = 86_400.0  # a day: the longest any one experiment may be allowed to run
 
@@ -200,10 +208,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("extra_max", at_most(non_negative_int, 1000), 3,
            "most extra requests in one cycle, drawn at random, reproducibly (at most 1000)"),
     Option("seed", any_int, 1, "seed of the request schedule; the same seed replays the same schedule"),
-    Option("rounds", at_most(positive_int, 100, least=2), 3,
-           "rounds that replay the schedule before a trend is judged (2 to 100)"),
+    Option("rounds", rounds_or_auto, None,
+           "rounds that replay the schedule before a trend is judged: 2 to 100, or auto (2 where the sweeps' "
+           "exact check runs, else 3)"),
     Option("max_rounds", at_most(positive_int, 100, least=2), 6,
            "most rounds run when the trend is not clear yet (2 to 100, at least --rounds)"),
+    Option("budget", at_most(positive_int, 1_000_000, least=10), 260,
+           "requests a tcp_count run may send in all, rounds and sweeps, while it looks for abandoned sockets "
+           "(10 to 1000000); a plateau says how many it rests on"),
     Option("sample_interval", at_most(positive_float, 10.0), 0.05,
            "seconds between two background socket samples (at most 10)"),
     Option("idle_timeout", at_most(positive_float, MAX_DELAY_S), 0.5,
@@ -232,8 +244,9 @@ class Settings:
     period: float = 0.05
     extra_max: int = 3
     seed: int = 1
-    rounds: int = 3
+    rounds: int | None = None  # None: auto (rounds_for)
     max_rounds: int = 6
+    budget: int = 260
     sample_interval: float = 0.05
     idle_timeout: float = 0.5
     duration: float = 10.0
@@ -243,10 +256,17 @@ class Settings:
     results_dir: str = "results"
 
     def __post_init__(self) -> None:
-        if self.rounds < 2:
+        if self.rounds is not None and self.rounds < 2:
             raise OptionError(f"rounds={self.rounds}: a trend needs at least 2 rounds")
-        if self.max_rounds < self.rounds:
-            raise OptionError(f"max_rounds={self.max_rounds}: must be >= rounds ({self.rounds})")
+        if self.max_rounds < (self.rounds or AUTO_ROUNDS_WITHOUT_SWEEPS):
+            raise OptionError(f"max_rounds={self.max_rounds}: must be >= rounds ({self.rounds or 'auto: 3'})")
+
+    def rounds_for(self, exact: bool) -> int:
+        """Rounds before the trend is judged: as given, or 2 where sweeps check every
+        socket exactly (they carry the evidence a third round would), else 3."""
+        if self.rounds is not None:
+            return self.rounds
+        return AUTO_ROUNDS_WITH_SWEEPS if exact else AUTO_ROUNDS_WITHOUT_SWEEPS
 
     @property
     def results_path(self) -> Path:
@@ -279,7 +299,8 @@ def settings_from(values: Mapping[str, Any], environ: Mapping[str, str] | None =
         except OptionError as exc:
             raise OptionError(f"{source}: {exc}") from None
         where[option.name] = source
-    rounds, max_rounds = chosen.get("rounds", Settings.rounds), chosen.get("max_rounds", Settings.max_rounds)
+    rounds = chosen.get("rounds") or AUTO_ROUNDS_WITHOUT_SWEEPS
+    max_rounds = chosen.get("max_rounds", Settings.max_rounds)
     if max_rounds < rounds:
         named = where.get("max_rounds", f"{BY_NAME['max_rounds'].flag} (default)")
         raise OptionError(f"{named}: {max_rounds} must be >= {where.get('rounds', '--rounds (default)')} ({rounds})")
@@ -298,7 +319,10 @@ def override(settings: Settings, **values: Any) -> Settings:
             chosen[name] = None if value is None else BY_NAME[name].parse(str(value))
         except OptionError as exc:
             raise OptionError(f"{name}={value!r}: {exc}") from None
-    return dataclasses.replace(settings, **chosen)
+    try:
+        return dataclasses.replace(settings, **chosen)
+    except OptionError as exc:  # one value against another (max_rounds < rounds): name what was given
+        raise OptionError(", ".join(f"{k}={v!r}" for k, v in values.items()) + f": {exc}") from None
 
 
 assert {f.name for f in fields(Settings)} == set(BY_NAME), "Settings and OPTIONS must list the same names"

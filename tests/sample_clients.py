@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import itertools
+import socket
 import threading
 import urllib.request
 from urllib.parse import urlsplit
@@ -145,3 +146,91 @@ class Abandoned(BaseException):
 
 def raises_base_exception(url: str) -> None:
     raise Abandoned("gave up")
+
+
+# Rare leaks: healthy (one shared session) but for every N-th request, which leaks a session of its own.
+# Every N-th, not one in N at random: a test of "found within the budget" must not be a lottery.
+_count = itertools.count(1)
+_shared_for_rare = requests.Session()
+
+
+def _leak_every(n: int):
+    def fetch(url: str) -> int:
+        with _lock:
+            nth = next(_count)
+        if nth % n == 0:
+            session = requests.Session()
+            _keep(session)
+            return session.get(url, timeout=10).status_code
+        return _shared_for_rare.get(url, timeout=10).status_code
+
+    fetch.__name__ = fetch.__qualname__ = f"leak_every_{n}"
+    return fetch
+
+
+leak_every_1, leak_every_10, leak_every_26 = _leak_every(1), _leak_every(10), _leak_every(26)
+leak_every_50, leak_every_100, leak_every_200 = _leak_every(50), _leak_every(100), _leak_every(200)
+
+
+# Healthy shapes the exact check must never call abandoned.
+def _session_with_pool(size: int) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=size)
+    session.mount("http://", adapter)
+    return session
+
+
+_pool_of_one = _session_with_pool(1)
+_pool_of_500 = _session_with_pool(500)
+_two_pools = [_session_with_pool(10), _session_with_pool(10)]
+_which_pool = itertools.count()
+
+
+def pool_of_one(url: str) -> int:
+    """A pool of one connection: every other concurrent request opens (and drops) its own."""
+    return _pool_of_one.get(url, timeout=10).status_code
+
+
+def pool_of_500(url: str) -> int:
+    return _pool_of_500.get(url, timeout=10).status_code
+
+
+def two_pools(url: str) -> int:
+    """Two separate sessions, used in turn."""
+    with _lock:
+        session = _two_pools[next(_which_pool) % 2]
+    return session.get(url, timeout=10).status_code
+
+
+def http10_close(url: str) -> int:
+    """HTTP/1.0 without keep-alive: the server closes after each answer."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+_aiohttp_default = None
+
+
+async def aiohttp_default(url: str) -> int:
+    """aiohttp with its defaults: one session, TCPConnector(limit=100)."""
+    import aiohttp
+
+    global _aiohttp_default
+    if _aiohttp_default is None:
+        _aiohttp_default = aiohttp.ClientSession()
+    async with _aiohttp_default.get(url) as response:
+        await response.read()
+        return response.status
+
+
+async def _close_aiohttp_default() -> None:
+    if _aiohttp_default is not None:
+        await _aiohttp_default.close()
+
+
+aiohttp_default.aclose = _close_aiohttp_default  # AsyncTarget closes it on its loop

@@ -9,7 +9,7 @@ from harness.faces.cli import main
 def test_sampler_and_server_figures_at_small_sizes():
     lines = []
     sampler = bench_sampler([20], lines.append)
-    assert set(sampler) == {"netlink", "psutil"} and all(20 in by_size for by_size in sampler.values())
+    assert set(sampler) == {"netlink", "netlink+tcp_info", "psutil"} and all(20 in by_size for by_size in sampler.values())
     server = bench_server([50], lines.append, delay=0.1)
     row = server[50]
     assert row["dropped"] == 0 and row["p50_overhead_ms"] is not None and row["rss_mb"] > 0

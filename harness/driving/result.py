@@ -72,6 +72,9 @@ class RoundsFigures(Tally, Churn):
 
     residuals: list[int] = field(default_factory=list)  # ESTABLISHED + CLOSE_WAIT after each round
     max_established: int = 0
+    exact_check: str = ""  # "on", or why the sweeps did not run
+    sweep_requests: int = 0  # sent by the sweeps, beyond the rounds' requests (and their churn)
+    abandoned: list[dict] | None = None  # each socket proved abandoned: local_port, state, idle_ms; None: no sweep
     residuals_by_host: dict[str, list[int]] | None = field(default=None, metadata=OMIT_IF_NONE)
     verdict_by_host: dict[str, str] | None = field(default=None, metadata=OMIT_IF_NONE)
 
@@ -137,6 +140,9 @@ class CommandFigures(Churn):
     stderr_tail: str = ""
     extended: bool = False  # undecided at --duration, so sampled half as long again
     floors: list[int] = field(default_factory=list)
+    # held sockets at the end, oldest idle first (local_port, state, idle_ms from tcp_info): evidence, not a
+    # verdict; None when the command had ended (its sockets with it) or the sampler cannot read tcp_info
+    idle_ages: list[dict] | None = None
 
 
 @dataclass
@@ -168,8 +174,9 @@ class ExperimentResult:
 
     @property
     def trend_verdict(self) -> str | None:
-        """growth, plateau or undecided; None when no trend was judged."""
-        return self.verdict.trend.verdict if self.verdict and self.verdict.trend else None
+        """growth, plateau or undecided (the trend's, or growth when sweeps proved a socket
+        abandoned); None when no trend was judged."""
+        return self.verdict.word if self.verdict else None
 
     def explain(self) -> str:
         """A failure message in goleak's manner: what failed, by how much, which sockets."""

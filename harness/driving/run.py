@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from ..sampling import HostsCounter, Sample, SeriesRecorder, Snapshot, SocketCounter
+from ..sampling import HELD_STATES, HostsCounter, Sample, SeriesRecorder, Snapshot, SocketCounter
 from ..server import STATS_GAUGES, ServerError, ServerProcess
 from .driver import Driver, InFlight
 from .result import Churn
@@ -179,6 +179,13 @@ class Run:
                 f"nothing measured: the client reported {succeeded} of {t.started} requests done, the server "
                 f"received {received} on {accepted} connections; a target must make one request to the URL it "
                 "is given")
+
+    def socket_info(self) -> list[dict]:
+        """Per server, {local port: (state, bytes received, ms since data)} of the sockets
+        the client holds (ESTABLISHED, CLOSE_WAIT), from tcp_info (empty where the
+        sampler cannot read it). One filtered dump per server."""
+        counters = getattr(self.counter, "counters", [self.counter])
+        return [{port: row for port, row in (c.info() or {}).items() if row[0] in HELD_STATES} for c in counters]
 
     def tally(self) -> dict:
         """The Tally figures (``result.Tally``) of the requests driven so far."""

@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     s = config.stash[SETTINGS_KEY]
     return (f"leak harness: delay={s.delay}s cycles={s.cycles} period={s.period}s extra-max={s.extra_max} "
-            f"seed={s.seed} rounds={s.rounds}..{s.max_rounds} sample-interval={s.sample_interval}s "
+            f"seed={s.seed} rounds={s.rounds or 'auto'}..{s.max_rounds} budget={s.budget} sample-interval={s.sample_interval}s "
             f"idle-timeout={s.idle_timeout}s max-churn={s.max_churn if s.max_churn is not None else 'off'} "
             f"sampler={s.sampler}{'' if s.sampler != 'auto' else ' (' + choose_backend('auto').name + ')'} "
             f"results-dir={s.results_dir}")

@@ -6,6 +6,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
+from .abandoned import Sweeps
+from .margins import GROWTH
+
 
 class JudgedTrend(Protocol):
     """What ``combine`` needs of a trend (``Trend`` by rounds, ``SeriesTrend`` by windows)."""
@@ -66,37 +69,53 @@ def check_bounded(name: str, rows: Iterable[tuple[float, int, int]], allowance: 
 
 @dataclass
 class Verdict:
-    """What an experiment concluded: the trend (if judged) and every check."""
+    """What an experiment concluded: the trend (if judged), the sweeps' exact check
+    (if run), every check, and the verdict word they add up to."""
 
     passed: bool
     summary: str
     trend: JudgedTrend | None = None
     checks: list[Check] = field(default_factory=list)
+    sweeps: Sweeps | None = None
+
+    @property
+    def word(self) -> str | None:
+        """growth when the trend or the sweeps say so; else the trend's word; None without a trend."""
+        if self.trend is None:
+            return None
+        if self.sweeps is not None and self.sweeps.verdict == GROWTH:
+            return GROWTH
+        return self.trend.verdict
 
     def as_dict(self) -> dict:
         return {
             "passed": self.passed,
             "summary": self.summary,
             "trend": self.trend.as_dict() if self.trend else None,
+            "sweeps": self.sweeps.as_dict() if self.sweeps else None,
             "checks": [c.as_dict() for c in self.checks],
         }
 
 
-def combine(expect: str | None, trend: JudgedTrend | None, checks: Sequence[Check]) -> Verdict:
-    """Pass when the trend matches ``expect`` (if given) and every check passed."""
+def combine(expect: str | None, trend: JudgedTrend | None, checks: Sequence[Check],
+            sweeps: Sweeps | None = None) -> Verdict:
+    """Pass when the verdict word (trend and sweeps) matches ``expect`` (if given)
+    and every check passed. The trend's reason and the sweeps' stand side by side."""
     failures = [c for c in checks if not c.passed]
+    verdict = Verdict(not failures, "", trend, list(checks), sweeps)
     parts = []
-    passed = not failures
     if trend is not None:
-        if expect is not None and trend.verdict != expect:
-            passed = False
-            parts.append(f"expected {expect}, measured {trend.verdict}: {trend.reason}")
+        reasons = trend.reason + (f"; {sweeps.reason}" if sweeps is not None else "")
+        if expect is not None and verdict.word != expect:
+            verdict.passed = False
+            parts.append(f"expected {expect}, measured {verdict.word}: {reasons}")
         else:
-            parts.append(f"{trend.verdict}: {trend.reason}")
+            parts.append(f"{verdict.word}: {reasons}")
     parts += [f"{c.name} failed: {c.detail}" for c in failures]
     if not parts:
         parts += [c.detail for c in checks] or ["nothing to judge"]
-    return Verdict(passed, "; ".join(parts), trend, list(checks))
+    verdict.summary = "; ".join(parts)
+    return verdict
 
 
 def churn_gate(max_churn: float | None, new_connections_per_request: float) -> list[Check]:

@@ -48,7 +48,7 @@ def _plain(text: str) -> str:
 
 def _title(result: ExperimentResult) -> tuple[str, str]:
     verdict = result.verdict
-    word = (verdict.trend.verdict if verdict and verdict.trend else "checks") if result.complete else "incomplete"
+    word = (verdict.word if verdict and verdict.trend else "checks") if result.complete else "incomplete"
     ok = result.passed
     return _plain(f"{result.name}\n{word}: {'passed' if ok else 'FAILED'}"), "#1e8449" if ok else "#c0392b"
 
@@ -70,7 +70,9 @@ def write_plot(results: Sequence[ExperimentResult], path: Path, title: str = "")
                              squeeze=False)
     try:
         for r, row in enumerate(rows):
-            top = max(max(max(s.held, s.time_wait, s.in_flight) for s in result.samples) for result in row)
+            # the row's scale is the client's own traffic: a sweep's burst (shaded) and its churn go past it
+            top = max(max((max(s.held, s.time_wait, s.in_flight) for s in _outside_sweeps(result.samples)),
+                          default=1) for result in row)
             right = max(result.samples[-1].t for result in row)
             for c in range(columns):
                 ax = axes[r][c]
@@ -80,9 +82,15 @@ def write_plot(results: Sequence[ExperimentResult], path: Path, title: str = "")
                 _panel(ax, row[c], top, right)
         height = PANEL_H * len(rows) + HEADER_H
         handles, labels = axes[0][0].get_legend_handles_labels()
+        for row_axes in axes:  # the sweep's band, from whichever panel has one
+            for ax in row_axes:
+                for handle, label in zip(*ax.get_legend_handles_labels()):
+                    if label.startswith("sweep") and label not in labels:
+                        handles.append(handle)
+                        labels.append(label)
         if title:
             fig.suptitle(_plain(title), y=1 - 0.08 / height, va="top", fontsize=11)
-        fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False, fontsize=9,
+        fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False, fontsize=9,
                    bbox_to_anchor=(0.5, 1 - 0.35 / height))
         fig.tight_layout(rect=(0, 0, 1, 1 - HEADER_H / height))
         path = Path(path)
@@ -100,6 +108,24 @@ def write_plot(results: Sequence[ExperimentResult], path: Path, title: str = "")
     return path
 
 
+def _sweep_windows(samples) -> list[tuple[float, float]]:
+    """(start, end) seconds of each sweep of the exact check, from the samples' labels."""
+    windows, start = [], None
+    for s in samples:
+        if s.label == "sweep_start":
+            start = s.t
+        elif s.label == "sweep_end" and start is not None:
+            windows.append((start, s.t))
+            start = None
+    return windows
+
+
+def _outside_sweeps(samples):
+    """The samples before the first sweep: the client's own traffic (a sweep's churn outlives it)."""
+    windows = _sweep_windows(samples)
+    return [s for s in samples if s.t < windows[0][0]] if windows else list(samples)
+
+
 def _panel(ax, result: ExperimentResult, top: int, right: float) -> None:
     t = [s.t for s in result.samples]
     ax.plot(t, [s.held for s in result.samples], color=COLOURS["held"], lw=1.8,
@@ -115,6 +141,13 @@ def _panel(ax, result: ExperimentResult, top: int, right: float) -> None:
     for s in result.samples:
         if s.label == "round_end":
             ax.axvline(s.t, color="#bbbbbb", lw=0.6, zorder=0)
+    for i, (start, end) in enumerate(_sweep_windows(result.samples)):
+        ax.axvspan(start, end, color="#f5cba7", alpha=0.5, lw=0, zorder=0,
+                   label="sweep: the exact check's burst (off scale)" if i == 0 else None)
+        peak = max((s.in_flight for s in result.samples if start <= s.t <= end), default=0)
+        if peak > top:
+            ax.annotate(f"burst {peak}", xy=((start + end) / 2, top), ha="center", va="top", fontsize=6,
+                        color="#a04000")
     if host_lines:
         ax.legend(handles=host_lines, fontsize=6, loc="upper left", frameon=False)
     text, colour = _title(result)

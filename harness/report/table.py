@@ -29,9 +29,13 @@ def _cell(result: ExperimentResult) -> str:
         return f"{word}: {f.idle_before - f.after_error} of {f.idle_before} idle sockets closed after a {f.failure}{mark}"
     if result.scenario == TCP_COUNT and result.verdict and result.verdict.trend:
         trend = result.verdict.trend
-        word = "keeps increasing" if trend.verdict == GROWTH else "stays stable"
+        verdict = result.verdict.word
+        word = "keeps increasing" if verdict == GROWTH else "stays stable"
         path = " -> ".join(map(str, trend.residuals))
-        return f"{word}: {trend.verdict}, kept {path} after rounds of {trend.requests_per_round} requests{mark}"
+        sweeps = result.verdict.sweeps
+        proof = (f"; {len(sweeps.abandoned)} abandoned" if sweeps.abandoned else f"; none abandoned in {sweeps.requests} "
+                 "requests") if sweeps is not None else ""
+        return f"{word}: {verdict}, kept {path} after rounds of {trend.requests_per_round} requests{proof}{mark}"
     return result.verdict.summary if result.verdict else "-"
 
 
@@ -85,7 +89,7 @@ def others(results: Sequence[ExperimentResult]) -> list[dict]:
         f = r.figures
         rows.append({
             "experiment": r.name,
-            "verdict": trend.verdict if trend else ("checks" if r.complete else "incomplete"),
+            "verdict": r.verdict.word if trend else ("checks" if r.complete else "incomplete"),
             "passed": r.passed,
             "kept": " -> ".join(map(str, trend.residuals)) if trend else "-",
             "churn": f"{f.new_connections_per_request:.2f} new connections per request" if isinstance(f, Churn) else "-",

@@ -9,8 +9,19 @@ from ..sampling import format_sockets
 
 
 def verdict_line(result: ExperimentResult) -> str:
-    trend = result.verdict.trend if result.verdict else None
-    return f"verdict: {trend.verdict}  ({trend.reason})" if trend else f"verdict: {result.verdict.summary if result.verdict else result.error}"
+    """The verdict word, the trend's reason and, beside it, what the sweeps found."""
+    verdict = result.verdict
+    if verdict is None or verdict.trend is None:
+        return f"verdict: {verdict.summary if verdict else result.error}"
+    trend, sweeps = verdict.trend, verdict.sweeps
+    if sweeps is not None and sweeps.verdict != trend.verdict and verdict.word == sweeps.verdict:
+        return f"verdict: {verdict.word}  ({sweeps.reason})\n  by rounds: {trend.verdict} ({trend.reason})"
+    line = f"verdict: {verdict.word}  ({trend.reason})"
+    if sweeps is not None:
+        line += f"\n  exact check: {sweeps.reason}"
+    elif isinstance(result.figures, RoundsFigures) and result.figures.exact_check:
+        line += f"\n  exact check {result.figures.exact_check}"
+    return line
 
 
 def figures_lines(result: ExperimentResult, max_churn: float | None) -> list[str]:
@@ -32,6 +43,10 @@ def figures_lines(result: ExperimentResult, max_churn: float | None) -> list[str
                      f"{f.requests} requests ({f.requests_per_s:.1f}/s), at most {f.peak_held} sockets held")
         lines.append(f"  churn: {f.new_connections_per_request:.2f} new connections per request, "
                      f"{f.time_wait_per_s:.1f} TIME_WAIT per second")
+        if f.idle_ages:
+            oldest = ", ".join(f"port {s['local_port']} {s['idle_ms'] / 1000:.1f} s" for s in f.idle_ages[:5])
+            lines.append(f"  held at the end, by idle time (evidence, not a verdict): {len(f.idle_ages)} held; "
+                         f"oldest {oldest}" + (" ..." if len(f.idle_ages) > 5 else ""))
         if f.exit_status not in (0, None) and not f.stopped_by_harness and f.stderr_tail:
             lines.append("  the command failed; its stderr ends:")
             lines += ["    " + line for line in f.stderr_tail.splitlines()]

@@ -6,13 +6,23 @@ handed a host, a port and the harness's own ports, and counts.
 """
 from . import netlink  # noqa: F401  (registers the netlink backend, first: auto prefers it)
 from . import by_psutil  # noqa: F401  (registers the psutil backend)
-from .backends import AUTO, BACKENDS, Backend, BackendUnavailable, Target, choose_backend, names, register
+from .backends import (
+    AUTO,
+    BACKENDS,
+    Backend,
+    BackendUnavailable,
+    SocketInfo,
+    Target,
+    choose_backend,
+    names,
+    register,
+)
 from .counter import ClientSocket, HostsCounter, Snapshot, SocketCounter, format_sockets
 from .recorder import Sample, SeriesRecorder
 from .states import CLOSE_WAIT, ESTABLISHED, HELD_STATES, TIME_WAIT
 
 __all__ = [
     "AUTO", "BACKENDS", "CLOSE_WAIT", "ESTABLISHED", "HELD_STATES", "TIME_WAIT",
-    "Backend", "BackendUnavailable", "ClientSocket", "HostsCounter", "Sample", "SeriesRecorder", "Snapshot",
+    "Backend", "BackendUnavailable", "ClientSocket", "SocketInfo", "HostsCounter", "Sample", "SeriesRecorder", "Snapshot",
     "SocketCounter", "Target", "choose_backend", "format_sockets", "names", "register",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 ClientSide = list[tuple[int, str]]  # (local port, state) of each socket whose remote end is the server
 ServerSide = list[tuple[str, int]]  # (state, remote port) of each socket whose local end is the server
@@ -43,6 +44,14 @@ class Target:
         return cls(ips[0], port, frozenset(forms), server_side)
 
 
+class SocketInfo(NamedTuple):
+    """What the kernel's tcp_info says of one client socket."""
+
+    state: str
+    bytes_received: int  # since the socket opened
+    last_received_ms: int  # since data last arrived (ss -ti's lastrcv)
+
+
 class Backend:
     """Reads sockets for targets. ``name`` is what ``--sampler`` takes."""
 
@@ -59,6 +68,11 @@ class Backend:
     def scan(self, targets: Sequence[Target]) -> list[tuple[ClientSide, ServerSide]]:
         """One (client side, server side) pair per target, in the targets' order."""
         raise NotImplementedError
+
+    def info(self, target: Target) -> dict[int, SocketInfo] | None:
+        """{local port: SocketInfo} of the target's client sockets, or None where this
+        backend cannot read tcp_info (then no socket can be proved abandoned)."""
+        return None
 
 
 class BackendUnavailable(OSError):

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .backends import AUTO, Backend, ClientSide, Target, choose_backend
+from .backends import AUTO, Backend, ClientSide, SocketInfo, Target, choose_backend
 from .states import CLOSE_WAIT, ESTABLISHED, HELD_STATES, TIME_WAIT
 
 
@@ -82,6 +82,20 @@ class SocketCounter:
         self._stale_time_wait = {s.local_port for s in self.snapshot().sockets if s.state == TIME_WAIT}
         return len(self._stale_time_wait)
 
+    @property
+    def exact(self) -> bool:
+        """True when this counter's backend reads tcp_info (so sockets can be proved abandoned)."""
+        return type(self.backend).info is not Backend.info
+
+    def info(self) -> dict[int, SocketInfo] | None:
+        """{local port: SocketInfo} of the client's sockets to the server (the harness's
+        own left out), from tcp_info; None where the backend cannot read it."""
+        found = self.backend.info(self.target)
+        if found is None:
+            return None
+        own = self.own_ports
+        return {port: row for port, row in found.items() if port not in own}
+
     def snapshot(self) -> Snapshot:
         """Count now. Costs one backend scan plus ~1 us a socket to the server."""
         return self.count(*self.backend.scan([self.target])[0])
@@ -115,6 +129,10 @@ class HostsCounter:
 
     def ignore_existing_time_wait(self) -> int:
         return sum(c.ignore_existing_time_wait() for c in self.counters)
+
+    @property
+    def exact(self) -> bool:
+        return all(c.exact for c in self.counters)
 
     def snapshot(self) -> Snapshot:
         scans: dict[int, list] = {}  # one scan of all targets per backend (psutil reads the table once for all)

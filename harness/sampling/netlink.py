@@ -16,13 +16,14 @@ import struct
 import sys
 from collections.abc import Sequence
 
-from .backends import Backend, BackendUnavailable, ClientSide, ServerSide, Target, register
+from .backends import Backend, BackendUnavailable, ClientSide, ServerSide, SocketInfo, Target, register
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 INET_DIAG_REQ_BYTECODE = 1
+INET_DIAG_INFO = 2  # the attribute carrying struct tcp_info; asked for with ext bit 1 << (2 - 1)
 BC_JMP, BC_S_COND, BC_D_COND = 1, 7, 8
 ALL_STATES = 0xFFFFFFFF
 RECV_BYTES = 1 << 20  # one recv takes many messages; a dump of 20k sockets needs a couple
@@ -39,6 +40,11 @@ _OP = struct.Struct("=BBH")  # code, yes, no
 _HEADER = struct.Struct("=IH2xI")  # nlmsghdr's len, type, seq
 _MSG = struct.Struct(">17xB2xHH")  # from the message's start: inet_diag_msg's state, sport, dport (big-endian)
 _HOSTCOND = struct.Struct("=BBxxi")  # family, prefix length, port (-1: any); the address follows
+_DIAG_MSG_SIZE = 72  # struct inet_diag_msg; its attributes follow it
+# struct tcp_info (linux/tcp.h): tcpi_last_data_recv (u32 ms) at 52, tcpi_bytes_received (u64) at 128
+_TCPI_LAST_DATA_RECV = struct.Struct("=I")
+_TCPI_BYTES_RECEIVED = struct.Struct("=Q")
+_TCPI_LAST_DATA_RECV_AT, _TCPI_BYTES_RECEIVED_AT = 52, 128
 
 
 class SockDiagUnavailable(BackendUnavailable):
@@ -63,10 +69,11 @@ def _filter(family: int, packed: bytes, port: int, server_side: bool) -> bytes:
             + _hostcond(BC_S_COND, family, packed, port, size, size + 4))  # local matches ? accept : reject
 
 
-def _request(family: int, packed: bytes, port: int, server_side: bool, seq: int) -> bytes:
+def _request(family: int, packed: bytes, port: int, server_side: bool, seq: int, info: bool = False) -> bytes:
     bytecode = _filter(family, packed, port, server_side)
     attr = _RTA.pack(_RTA.size + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode
-    body = _REQ.pack(family, socket.IPPROTO_TCP, 0, 0, ALL_STATES) + _SOCKID_ZERO + attr
+    ext = 1 << (INET_DIAG_INFO - 1) if info else 0
+    body = _REQ.pack(family, socket.IPPROTO_TCP, ext, 0, ALL_STATES) + _SOCKID_ZERO + attr
     return _NLMSG.pack(_NLMSG.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
 
 
@@ -138,6 +145,59 @@ def _read_dump(sock: socket.socket, seq: int, port: int) -> tuple[list[tuple[int
             offset += (length + 3) & ~3
 
 
+def tcp_info(address: str, port: int) -> dict[int, tuple[str, int, int]]:
+    """{local port: (state, bytes received, ms since data was last received)} of every
+    socket whose remote end is ``address:port``, from the kernel's tcp_info, in one
+    filtered dump (what ``ss -ti`` prints as bytes_received and lastrcv). Costs
+    about twice a plain dump: ~230 more bytes a socket to copy and read."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    packed = socket.inet_pton(family, address)
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+    except (OSError, AttributeError) as exc:
+        raise SockDiagUnavailable(errno.EAFNOSUPPORT, f"sock_diag netlink socket: {exc}") from None
+    out: dict[int, tuple[str, int, int]] = {}
+    try:
+        sock.send(_request(family, packed, port, False, 2, info=True))
+        header_size = _NLMSG.size
+        while True:
+            data = sock.recv(RECV_BYTES)
+            if not data:
+                raise SockDiagUnavailable(errno.EIO, "sock_diag closed the dump early")
+            offset, end = 0, len(data)
+            while offset + header_size <= end:
+                length, kind, msg_seq = _HEADER.unpack_from(data, offset)
+                if length < header_size:
+                    raise SockDiagUnavailable(errno.EIO, f"sock_diag: bad message length {length}")
+                if msg_seq == 2 and kind == NLMSG_DONE:
+                    return out
+                if msg_seq == 2 and kind == NLMSG_ERROR:
+                    code = -struct.unpack_from("=i", data, offset + header_size)[0]
+                    raise SockDiagUnavailable(code, f"sock_diag: {os.strerror(code)}")
+                if kind == SOCK_DIAG_BY_FAMILY and msg_seq == 2:
+                    state, sport, dport = _MSG.unpack_from(data, offset)
+                    received, last_recv = _read_info(data, offset + header_size + _DIAG_MSG_SIZE, offset + length)
+                    if dport == port:
+                        out[sport] = (STATES.get(state) or str(state), received, last_recv)
+                offset += (length + 3) & ~3
+    finally:
+        sock.close()
+
+
+def _read_info(data: bytes, start: int, end: int) -> tuple[int, int]:
+    """(bytes received, ms since the last data) from the INET_DIAG_INFO attribute; (-1, -1) without it."""
+    while start + _RTA.size <= end:
+        length, kind = _RTA.unpack_from(data, start)
+        if length < _RTA.size:
+            break
+        if kind == INET_DIAG_INFO and length - _RTA.size >= _TCPI_BYTES_RECEIVED_AT + 8:
+            body = start + _RTA.size
+            return (_TCPI_BYTES_RECEIVED.unpack_from(data, body + _TCPI_BYTES_RECEIVED_AT)[0],
+                    _TCPI_LAST_DATA_RECV.unpack_from(data, body + _TCPI_LAST_DATA_RECV_AT)[0])
+        start += (length + 3) & ~3
+    return -1, -1
+
+
 class NetlinkBackend(Backend):
     name = "netlink"
     summary = "Linux sock_diag, filtered by port in the kernel"
@@ -151,6 +211,9 @@ class NetlinkBackend(Backend):
     def scan(self, targets: Sequence[Target]) -> list[tuple[ClientSide, ServerSide]]:
         # one filtered dump per target: each reads only that server's sockets
         return [tcp_sockets(t.ip, t.port, t.server_side) for t in targets]
+
+    def info(self, target: Target) -> dict[int, SocketInfo]:
+        return {port: SocketInfo(*row) for port, row in tcp_info(target.ip, target.port).items()}
 
 
 register(NetlinkBackend())  # registered first: auto prefers it where it answers

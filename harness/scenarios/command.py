@@ -14,7 +14,7 @@ from ..driving import CommandFigures, CommandProcess, ExperimentError, Experimen
 from ..driving.result import Churn
 from ..judging import UNDECIDED, SeriesTrend, churn_gate, combine, judge_series
 from ..options import Settings
-from ..sampling import Sample, SeriesRecorder, SocketCounter
+from ..sampling import HELD_STATES, Sample, SeriesRecorder, SocketCounter
 from ..server import ServerProcess
 
 PROGRESS_EVERY_S = 1.0
@@ -74,6 +74,11 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
         # what the command holds at its end: only while it is alive (exit closes every socket)
         final = recorder.sample("end") if not ended_by_itself else None
         final_snapshot = recorder.last
+        # evidence beside the series verdict, never a verdict by itself: how long each held socket has idled
+        info = counter.info() if final is not None else None
+        idle_ages = None if info is None else sorted(
+            ({"local_port": port, "state": row.state, "idle_ms": row.last_received_ms}
+             for port, row in info.items() if row.state in HELD_STATES), key=lambda s: -s["idle_ms"])
         status = process.stop()
         recorder.stop()
         alive_until = (final.t if final else ran_s - settings.sample_interval)
@@ -91,7 +96,7 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
             time_wait_per_s=round(time_wait / ran_s, 2),
             peak_held=max((s.held for s in samples), default=0), peak_in_flight=after["peak_active_requests"],
             hung_up_early=after["hung_up_early"] - before["hung_up_early"],
-            stdout_tail=process.stdout.text(), stderr_tail=stderr_tail, extended=extended,
+            stdout_tail=process.stdout.text(), stderr_tail=stderr_tail, extended=extended, idle_ages=idle_ages,
         )
         result.figures = figures
         result.samples = recorder.samples

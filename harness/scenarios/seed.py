@@ -29,6 +29,10 @@ from ..judging import (
     PLATEAU,
     UNDECIDED,
     Check,
+    Sweeps,
+    abandoned_through,
+    judge_sweeps,
+    sweep_size,
     check_at_most,
     check_bounded,
     check_equals,
@@ -46,6 +50,14 @@ WARM_UP_REQUESTS = 4  # concurrent, so a pool capped at 2 idle must close some a
 # harness sees that at its next sample (sample interval) after a psutil scan
 # (~12 ms, more under load). 0.3 s covers all of that on a loaded 2-core machine.
 IDLE_CLOSE_SLACK_S = 0.3
+# A sweep's burst: at least 20 concurrent requests (a few sockets held must still meet a real burst); at
+# most 2000 (threads, one a request)
+SWEEP_LEAST, SWEEP_MOST = 20, 2000
+# How long the server holds a sweep's answers for the burst to be all in flight at once: starting a request
+# thread and the client's own code cost ~1 ms each on a loaded 2-core machine; 2 ms a request plus 0.25 s
+# covers that, and stays under the fixed variants' 1 s read timeout with the 0.2 s delay on top (a client
+# that timed out would fail requests the sweep made). Not reached in time: inconclusive, never a leak.
+HOLD_LEAST_S, HOLD_PER_REQUEST_S = 0.25, 0.002
 # Idle time is counted from the first warm-up request's end; its connection went
 # back to the pool (and its idle clock started) less than a millisecond before.
 # 0.05 s is that, plus the resolution of two consecutive samples' timestamps.
@@ -86,22 +98,25 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
                               **({"residual_by_host": dict(zip(run.hosts, sample.held_by_host))} if run.hosts else {})})
         held = f"{sample.held} sockets kept" + (f", {sample.close_wait} of them in CLOSE_WAIT" if sample.close_wait else "")
         progress(f"round {rnd}: {schedule.requests} requests, {held} (peak {run.tracker.peak} in flight)")
-        if rnd >= settings.rounds:
+        if rnd >= settings.rounds_for(run.counter.exact):
             trend = judge_trend(residuals, peaks, schedule.requests, final=rnd == settings.max_rounds)
             if trend.verdict != UNDECIDED:
                 break
     assert trend is not None and snap is not None
+    # the rounds' own figures: churn and the variants' checks speak of the schedule, not of the sweeps
+    tally, churn = run.tally(), run.churn(snap.time_wait)
+    started, failed = run.tracker.started, run.tracker.failed
+    sweeps, exact_check = _sweep(run, settings, progress, trend.verdict)
     checks: list[Check] = []
     cycle_ends = [s.held for s in run.recorder.samples if s.label in ("cycle_end", "round_end")]
     if isinstance(run.client, FaultyClient):
-        if not run.tracker.failed:
+        if not failed:
             # tolerance 0: the faulty client never closes a socket, so nothing it holds can fall
             # (a socket the server closed is still held, in CLOSE_WAIT); a failed request's can
             checks.append(check_never_falls("count never falls", cycle_ends))
         # tolerance 0: each request's session opens exactly one socket and keeps it, unless the
         # request failed (urllib3 closes a connection that errs)
-        checks.append(check_equals("keeps every socket", snap.established + snap.close_wait,
-                                   run.tracker.started - run.tracker.failed, 0,
+        checks.append(check_equals("keeps every socket", snap.established + snap.close_wait, started - failed, 0,
                                    "held (ESTABLISHED + CLOSE_WAIT) after the last round vs requests that succeeded"))
     if isinstance(run.client, FixedClient):
         cap = run.client.idle_cap(len(run.servers))
@@ -110,14 +125,71 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
         checks.append(check_bounded("in flight + idle cap",
                                     ((s.t, s.established, s.in_flight_peak) for s in run.recorder.samples), cap))
         checks.append(check_at_most("idle cap once idle", max(residuals), cap, "most ESTABLISHED after a round"))
+    if sweeps is not None:
+        snap = run.settle("after_sweeps")[1]
     result.sockets_left = list(snap.sockets)
     figures = RoundsFigures(residuals=residuals,
                             max_established=max((s.established for s in run.recorder.samples), default=0),
-                            **run.tally(), **run.churn(snap.time_wait))
+                            exact_check=exact_check, sweep_requests=run.tracker.started - started,
+                            abandoned=[{"local_port": a.local_port, "state": a.state, "idle_ms": a.idle_ms}
+                                       for a in sweeps.abandoned] if sweeps is not None else None,
+                            **tally, **churn)
     result.figures = figures
     if run.hosts:
         checks += _per_host_checks(run, result, figures, schedule.requests, peaks)
-    result.verdict = combine(expect, trend, checks + churn_gate(settings.max_churn, figures.new_connections_per_request))
+    result.verdict = combine(expect, trend, checks + churn_gate(settings.max_churn, figures.new_connections_per_request),
+                             sweeps)
+
+
+def _sweep(run: Run, settings: Settings, progress: Progress, trend: str) -> tuple[Sweeps | None, str]:
+    """Bursts of concurrent requests through the client, each larger than all it holds,
+    until a socket is proved abandoned (held, no byte through a burst) or the
+    requests sent reach ``settings.budget``; at least one. Returns the sweeps'
+    finding (None when none ran) and a line saying why the exact check ran or not."""
+    if not run.counter.exact:
+        return None, (f"off: the {settings.sampler} sampler cannot read tcp_info (netlink can); "
+                      "judged by rounds alone")
+    if trend == GROWTH:
+        return None, "not needed: the rounds already show growth"
+    abandoned: list = []
+    sweeps, burst, tested = 0, 0, run.tracker.started
+    peak = run.tracker.peak  # the rounds' own: a sweep's burst is not what the client needs
+    while True:
+        before = run.socket_info()
+        held = [len(b) for b in before]
+        if sweeps and any(n >= server.stats()["peak_active_requests"] for server, n in zip(run.servers, held) if n):
+            # it holds as many as it ever had in flight (a pool at its cap): no burst can be more than that
+            progress(f"sweep {sweeps + 1}: not run, the client holds as many sockets as it ever had in flight")
+            break
+        reach = sweep_size(sum(held), peak, SWEEP_LEAST)  # enough to hand out every idle socket
+        # the first sweep spends the budget but for one more reach; later ones only reach
+        size = min(SWEEP_MOST, max(reach, settings.budget - run.tracker.started - reach))
+        most_s = HOLD_LEAST_S + size * HOLD_PER_REQUEST_S
+        reached_before = [server.stats()["holds_reached"] for server in run.servers]
+        for server, n in zip(run.servers, held):
+            if n:  # the server holds its answers until more requests are in flight than sockets held
+                server.hold(n + 1, most_s)
+        tested = run.tracker.started  # the requests whose sockets this sweep tests
+        run.recorder.sample("sweep_start")  # the report shades sweeps: the harness's burst, not the client's
+        for _ in range(size):
+            run.driver.fire()
+        run.drain(drain_deadline(settings, most_s + settings.delay))
+        run.recorder.sample("sweep_end")
+        after = run.socket_info()
+        sweeps = sweeps + 1
+        missed = [f"{server.host}:{server.port} never had {n + 1}" for server, n, r in
+                  zip(run.servers, held, reached_before) if n and server.stats()["holds_reached"] == r]
+        if missed:  # not concurrent enough to prove anything: a pool capped below what it holds, say
+            progress(f"sweep {sweeps}: {size} requests, but {', '.join(missed)} in flight at once: inconclusive")
+            return judge_sweeps([], sweeps, size, tested, inconclusive=", ".join(missed)), "on"
+        found = [a for b, c in zip(before, after) for a in abandoned_through(b, c)]
+        burst = size if found else max(burst, size)
+        progress(f"sweep {sweeps}: {size} concurrent requests, {len(found)} of {sum(held)} held sockets received "
+                 "nothing")
+        abandoned += found
+        if abandoned or run.tracker.started >= settings.budget:
+            break
+    return judge_sweeps(abandoned, sweeps, burst, tested), "on"
 
 
 def _per_host_checks(run: Run, result: ExperimentResult, figures: RoundsFigures, requests_per_round: int,

@@ -107,7 +107,16 @@ class ServerProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def stats(self) -> dict:
-        """``GET /stats`` on the harness's own kept-alive connection (~0.3 ms; thread-safe).
+        """``GET /stats``: the server's counters (see ``_get``)."""
+        return self._get("/stats")
+
+    def hold(self, until: int, most_s: float) -> dict:
+        """``GET /hold``: the next answers wait until ``until`` requests are in flight at
+        once, or ``most_s`` seconds; ``holds_reached`` in ``/stats`` says which came first."""
+        return self._get(f"/hold?until={until}&most={most_s:.3f}")
+
+    def _get(self, path: str) -> dict:
+        """GET ``path`` on the harness's own kept-alive connection (~0.3 ms; thread-safe).
 
         One connection serves every call, so the server's counters can be read
         after it stopped accepting, and few sockets of the harness's own are
@@ -121,12 +130,16 @@ class ServerProcess:
                 if self._stats_conn is None:
                     self._stats_conn = self._own_connection()
                 try:
-                    self._stats_conn.request("GET", "/stats")
-                    return json.loads(self._stats_conn.getresponse().read())
+                    self._stats_conn.request("GET", path)
+                    response = self._stats_conn.getresponse()
+                    body = response.read()
+                    if response.status != 200:
+                        raise ServerError(f"server pid {self.pid}: {path} answered {response.status}: {body!r}")
+                    return json.loads(body)
                 except (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionError) as exc:
                     self._close_stats()
                     if attempt == 2:
-                        raise ServerError(f"server pid {self.pid}: /stats failed twice: {exc}") from None
+                        raise ServerError(f"server pid {self.pid}: {path} failed twice: {exc}") from None
                 except BaseException:
                     self._close_stats()
                     raise

@@ -45,6 +45,8 @@ class ServerStats:
     connections_accepted: int = 0
     stats_requests: int = 0
     idle_closed: int = 0  # keep-alive connections the server closed for idling (--idle-close)
+    holds_reached: int = 0  # /hold barriers met: that many requests were in flight at once
+    holds_missed: int = 0  # /hold barriers whose deadline came first
     header_timeouts: int = 0  # connections closed for not sending a whole request head in time (--header-timeout)
     bad_requests: int = 0  # answered 400 and closed: not an HTTP/1.x request
     accepting: bool = True
@@ -237,6 +239,10 @@ class SlowHTTPConnection(asyncio.Protocol):
             body = json.dumps(self.server.stats.as_dict()).encode()
             self._respond(request, b"200 OK", body, b"application/json")
             return
+        if target.path == "/hold":  # the harness's own, like /stats: a barrier for the next burst
+            self.server.stats.stats_requests += 1
+            self._respond(request, *self.server.set_hold(parse_qs(target.query)))
+            return
         self.server.stats.requests_received += 1
         query = parse_qs(target.query)
         delay = self.server.delay
@@ -269,7 +275,13 @@ class SlowHTTPConnection(asyncio.Protocol):
         # from when the data arrived, not from when it was parsed: with thousands of requests
         # arriving at once, the last one parsed would otherwise wait its place in the queue on top
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_at(self.arrived + delay, self._delay_over, request)
+        hold = self.server.hold
+        if hold is not None and delay < HANG_S:  # held: answered once the barrier is reached, or at its deadline
+            self.timer = loop.call_at(hold.deadline + delay, self._delay_over, request)
+            hold.waiting.append((self, request, delay))
+            self.server.check_hold()
+        else:
+            self.timer = loop.call_at(self.arrived + delay, self._delay_over, request)
         self._cancel_idle_close()
 
     def _delay_over(self, request: h11.Request) -> None:
@@ -369,6 +381,16 @@ class SlowHTTPConnection(asyncio.Protocol):
             self.transport.abort()
 
 
+@dataclass
+class Hold:
+    """A barrier: answers wait until ``until`` requests are in flight at once, or the
+    loop time ``deadline``; then each gets its delay from that moment."""
+
+    until: int
+    deadline: float
+    waiting: list = field(default_factory=list)  # (connection, request, delay)
+
+
 class SlowServer:
     """Owns the listener, the open connections and the counters."""
 
@@ -384,6 +406,7 @@ class SlowServer:
         self.track_interval = track_interval
         self.stats = ServerStats()
         self.connections: set[SlowHTTPConnection] = set()
+        self.hold: Hold | None = None
         self.listener: asyncio.base_events.Server | None = None
         self.stopped = asyncio.Event()
         self._batch_time: float | None = None
@@ -426,6 +449,39 @@ class SlowServer:
         self.listener = await loop.create_server(lambda: SlowHTTPConnection(self), sock=listening, backlog=_backlog())
         sockname = self.listener.sockets[0].getsockname()
         self.address, self.port = sockname[0], sockname[1]
+
+    def set_hold(self, query: dict) -> tuple[bytes, bytes, bytes]:
+        """``/hold?until=N&most=S``: hold the next answers until N requests are in flight
+        at once (1 to 100000), for at most S seconds (0 to 600). Returns the response."""
+        try:
+            until, most = int(query["until"][0]), float(query["most"][0])
+            if not 1 <= until <= 100_000 or not 0 <= most <= 600:
+                raise ValueError
+        except (KeyError, ValueError):
+            return b"400 Bad Request", b"hold: give until=N (1..100000) and most=S (0..600)\n", b"text/plain"
+        loop = asyncio.get_running_loop()
+        self.hold = Hold(until, loop.time() + most)
+        loop.call_at(self.hold.deadline, self._hold_deadline, self.hold)
+        return b"200 OK", json.dumps({"holding_until": until}).encode(), b"application/json"
+
+    def check_hold(self) -> None:
+        """Release every held answer once enough requests are in flight at once."""
+        hold = self.hold
+        if hold is None or self.stats.active_requests < hold.until:
+            return
+        self.stats.holds_reached += 1
+        self.hold = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn, request, delay in hold.waiting:
+            if conn.timer is not None and not conn.closed:  # still waiting (not hung up)
+                conn.timer.cancel()
+                conn.timer = loop.call_at(now + delay, conn._delay_over, request)
+
+    def _hold_deadline(self, hold: Hold) -> None:
+        if self.hold is hold:  # not reached: the held ones are answered by their own fallback timers
+            self.hold = None
+            self.stats.holds_missed += 1
 
     def stop_accepting(self) -> None:
         """Close the listener: new connections are refused, open ones keep working."""

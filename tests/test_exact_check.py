@@ -1,0 +1,159 @@
+"""The exact check: after the rounds, sweeps (bursts larger than all a client holds,
+made concurrent by the server's barrier) prove a socket abandoned when it received
+nothing through one. Rare leaks the rounds pass are caught; healthy shapes never are."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness.faces.cli import main
+from harness.judging import AbandonedSocket, abandoned_through, judge_sweeps, sweep_size
+from harness.sampling.netlink import tcp_info
+
+from .test_server import REQUEST_11, connect, read_response
+from .waiting import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+AT_ONCE = 4  # runs sharing the 2 cores: loaded, as a verdict must hold on a busy machine, yet each in time
+RUN_DEADLINE_S = 120
+
+# name: (target, verdict by rounds, verdict of the sweeps)
+CASES = {
+    "leak-every-50": ("tests.sample_clients:leak_every_50", "plateau", "growth"),
+    "leak-every-100": ("tests.sample_clients:leak_every_100", "plateau", "growth"),
+    "pool-of-one": ("tests.sample_clients:pool_of_one", "plateau", "plateau"),
+    "pool-of-500": ("tests.sample_clients:pool_of_500", "plateau", "plateau"),
+    "two-pools": ("tests.sample_clients:two_pools", "plateau", "plateau"),
+    "http10-close": ("tests.sample_clients:http10_close", "plateau", "plateau"),
+    "aiohttp-default": ("tests.sample_clients:aiohttp_default", "plateau", "plateau"),
+    "requests-large-pool": ("tests.sample_clients:requests_large_pool", "plateau", "plateau"),
+}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    base = tmp_path_factory.mktemp("swept")
+    outcomes, names = {}, list(CASES)
+    for first in range(0, len(names), AT_ONCE):
+        procs = {name: subprocess.Popen([sys.executable, "-m", "harness", "run", CASES[name][0],
+                                         "--json", str(base / f"{name}.json"), "--results-dir", str(base / name)],
+                                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for name in names[first:first + AT_ONCE]}
+        try:
+            for name, proc in procs.items():
+                out, err = proc.communicate(timeout=RUN_DEADLINE_S)
+                path = base / f"{name}.json"
+                outcomes[name] = (proc.returncode, out, err, json.loads(path.read_text()) if path.exists() else None)
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    return outcomes
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_sweeps_judge_right(swept, name):
+    _, by_rounds, by_sweeps = CASES[name]
+    status, out, err, data = swept[name]
+    assert data is not None and data["complete"], out + err
+    judgement = data["judgement"]
+    assert judgement["trend"]["verdict"] == by_rounds, out
+    assert judgement["sweeps"]["verdict"] == by_sweeps, out
+    assert data["verdict"] == by_sweeps, out  # the verdict word: growth when either says so
+    abandoned = data["figures"]["abandoned"]
+    if by_sweeps == "growth":
+        # every N-th request leaks; the sweeps test every request sent before the last one
+        assert 1 <= len(abandoned) <= judgement["sweeps"]["requests"], out
+        assert f"socket{'s' if len(abandoned) > 1 else ''} abandoned (held, no data through a burst of" in out
+        assert all(s["state"] == "ESTABLISHED" and s["idle_ms"] >= 0 for s in abandoned)
+    else:
+        assert abandoned == [], out
+        assert f"no socket abandoned in {judgement['sweeps']['requests']} requests" in out
+
+
+def test_without_tcp_info_the_exact_check_is_off_and_says_why(tmp_path, capsys):
+    assert main(["run", "fixed", "--sampler", "psutil", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "exact check off: the psutil sampler cannot read tcp_info (netlink can); judged by rounds alone" in out
+    data = json.loads((tmp_path / "tcp_count-fixed.json").read_text())
+    assert len(data["rounds"]) == 3 and data["judgement"]["sweeps"] is None  # judged as before: 3 rounds
+    assert data["figures"]["abandoned"] is None
+
+
+def test_tcp_info_tells_a_socket_that_received_from_one_that_did_not(start_slow_server):
+    server = start_slow_server(delay=0.0)
+    with connect(server) as used, connect(server) as idle:
+        used.sendall(REQUEST_11)
+        answer = read_response(used)
+        info = wait_for(lambda: tcp_info(server.host, server.port), lambda i: len(i) == 2)
+        assert info[used.getsockname()[1]][:2] == ("ESTABLISHED", len(answer))
+        assert info[idle.getsockname()[1]][:2] == ("ESTABLISHED", 0)
+
+
+def test_abandoned_through_compares_bytes_of_sockets_held_on_both_sides():
+    before = {1: ("ESTABLISHED", 10, 5), 2: ("ESTABLISHED", 10, 5), 3: ("CLOSE_WAIT", 0, 900), 4: ("ESTABLISHED", 0, 1)}
+    after = {1: ("ESTABLISHED", 20, 1), 2: ("ESTABLISHED", 10, 700), 3: ("CLOSE_WAIT", 0, 1600), 5: ("ESTABLISHED", 9, 0)}
+    found = abandoned_through(before, after)  # 1 used; 4 closed during the sweep; 5 opened during it
+    assert found == [AbandonedSocket(3, "CLOSE_WAIT", 1600), AbandonedSocket(2, "ESTABLISHED", 700)]  # oldest first
+
+
+def test_one_abandoned_socket_is_growth_and_none_is_a_plateau_that_says_its_reach():
+    assert judge_sweeps([AbandonedSocket(7, "ESTABLISHED", 1200)], 2, 30, 240).verdict == "growth"
+    clean = judge_sweeps([], 2, 188, 240)
+    assert clean.verdict == "plateau" and clean.reason == ("no socket abandoned in 240 requests: a leak rarer than "
+                                                           "about 1 in 240 could pass")
+    assert judge_sweeps([AbandonedSocket(7, "ESTABLISHED", 1)], 1, 30, 52, inconclusive="x").verdict == "undecided"
+
+
+def test_a_sweep_reaches_past_everything_held():
+    assert sweep_size(held=10, peak_in_flight=18, least=20) == 28
+    assert sweep_size(held=100, peak_in_flight=18, least=20) == 200
+    assert sweep_size(held=0, peak_in_flight=0, least=20) == 20
+
+
+def test_the_server_holds_answers_until_enough_are_in_flight(start_slow_server):
+    server = start_slow_server(delay=0.0)
+    assert server.hold(3, 30.0) == {"holding_until": 3}
+    answers: list[bytes] = []
+
+    def ask():
+        with connect(server) as s:
+            s.sendall(REQUEST_11)
+            answers.append(read_response(s))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    threads[0].start()
+    threads[1].start()
+    wait_for(server.stats, lambda st: st["active_requests"] == 2)
+    assert answers == []  # two in flight: both held (the deadline is 30 s away)
+    threads[2].start()  # the third reaches the barrier: all three are answered after the delay (0 s)
+    for t in threads:
+        t.join(timeout=10)
+    assert len(answers) == 3 and all(a.startswith(b"HTTP/1.1 200") for a in answers)
+    stats = server.stats()
+    assert stats["holds_reached"] == 1 and stats["holds_missed"] == 0
+
+
+def test_a_barrier_not_reached_answers_at_its_deadline_and_is_counted(start_slow_server):
+    server = start_slow_server(delay=0.0)
+    server.hold(5, 0.2)
+    with connect(server) as s:
+        s.sendall(REQUEST_11)
+        assert read_response(s).startswith(b"HTTP/1.1 200")  # after 0.2 s: one request never makes five
+    stats = wait_for(server.stats, lambda st: st["holds_missed"] == 1)
+    assert stats["holds_reached"] == 0
+
+
+@pytest.mark.parametrize("query", ["until=0&most=1", "until=3", "most=1", "until=x&most=1", "until=3&most=1e9"])
+def test_a_bad_hold_is_400(start_slow_server, query):
+    server = start_slow_server(delay=0.0)
+    with socket.create_connection((server.host, server.port), timeout=5) as s:
+        s.sendall(f"GET /hold?{query} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        assert read_response(s).startswith(b"HTTP/1.1 400")
