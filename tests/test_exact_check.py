@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from harness.judging import AbandonedSocket, abandoned_through, judge_sweeps, sw
 from harness.sampling.netlink import tcp_info
 
 from .test_server import REQUEST_11, connect, read_response
+from .tools import run_harness
 from .waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,23 +38,8 @@ CASES = {
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     base = tmp_path_factory.mktemp("swept")
-    outcomes, names = {}, list(CASES)
-    for first in range(0, len(names), AT_ONCE):
-        procs = {name: subprocess.Popen([sys.executable, "-m", "harness", "run", CASES[name][0],
-                                         "--json", str(base / f"{name}.json"), "--results-dir", str(base / name)],
-                                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for name in names[first:first + AT_ONCE]}
-        try:
-            for name, proc in procs.items():
-                out, err = proc.communicate(timeout=RUN_DEADLINE_S)
-                path = base / f"{name}.json"
-                outcomes[name] = (proc.returncode, out, err, json.loads(path.read_text()) if path.exists() else None)
-        finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-    return outcomes
+    runs = {name: (["run", target, "--results-dir", str(base / name)], ROOT) for name, (target, _, _) in CASES.items()}
+    return run_harness(runs, base, at_once=AT_ONCE, deadline_s=RUN_DEADLINE_S)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -157,3 +141,15 @@ def test_a_bad_hold_is_400(start_slow_server, query):
     with socket.create_connection((server.host, server.port), timeout=5) as s:
         s.sendall(f"GET /hold?{query} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
         assert read_response(s).startswith(b"HTTP/1.1 400")
+
+
+def test_once_reached_a_hold_answers_the_burst_after_then(start_slow_server):
+    """The barrier's moment is the proof; after it the burst's answers come ``then`` after
+    their request (here at once) instead of the delay (here 30 s), until the hold's deadline."""
+    server = start_slow_server(delay=30.0)
+    server.hold(1, 30.0, then_s=0.0)
+    for _ in range(2):  # the first reaches the barrier (1 in flight); the second comes after it
+        with connect(server) as s:
+            s.sendall(REQUEST_11)
+            assert read_response(s).startswith(b"HTTP/1.1 200")
+    assert server.stats()["holds_reached"] == 1

@@ -4,12 +4,11 @@ other leak shapes, a large pool, a user's module. Each must be judged right.
 All runs start at once, as separate processes: on 2 cores they load each
 other, which is part of the test (a verdict must hold on a busy machine).
 """
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from .tools import run_harness
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEADLINE_S = 120  # nine runs of ~2.5 s each sharing 2 cores; generous for a slow CI machine
@@ -40,24 +39,10 @@ USER_MODULE = (
 def judged(tmp_path_factory):
     base = tmp_path_factory.mktemp("judging")
     (base / "my_scraper.py").write_text(USER_MODULE)
-    procs = {}
-    for name, (target, expect, _) in CASES.items():
-        cwd = base if target.startswith("my_scraper") else ROOT
-        cmd = [sys.executable, "-m", "harness", "run", target, "--expect", expect,
-               "--json", str(base / f"{name}.json"), "--results-dir", str(base / name)]
-        procs[name] = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    outcomes = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=RUN_DEADLINE_S)
-            data = json.loads((base / f"{name}.json").read_text()) if (base / f"{name}.json").exists() else None
-            outcomes[name] = (proc.returncode, out, err, data)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return outcomes
+    runs = {name: (["run", target, "--expect", expect, "--results-dir", str(base / name)],
+                   base if target.startswith("my_scraper") else ROOT)
+            for name, (target, expect, _) in CASES.items()}
+    return run_harness(runs, base, at_once=len(runs), deadline_s=RUN_DEADLINE_S)
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -17,6 +17,8 @@ import harness.report.files
 from harness import Experiment, Settings, run
 from harness.faces.cli import main
 
+from .tools import run_harness
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEADLINE_S = 60  # four runs sharing 2 cores, each ends after its first round (~1 s)
 
@@ -32,22 +34,16 @@ NOTHING = {
 @pytest.fixture(scope="module")
 def never_reached(tmp_path_factory):
     base = tmp_path_factory.mktemp("never_reached")
-    procs = {name: subprocess.Popen([sys.executable, "-m", "harness", "run", target, "--expect", "plateau",
-                                     "--results-dir", str(base / name)], cwd=ROOT, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for name, (target, _) in NOTHING.items()}
-    outcomes = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=RUN_DEADLINE_S)
-            written = list((base / name).glob("*.json"))
-            outcomes[name] = (proc.returncode, out, err, json.loads(written[0].read_text()) if written else None)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return outcomes
+    runs = {name: (["run", target, "--expect", "plateau", "--results-dir", str(base / name)], ROOT)
+            for name, (target, _) in NOTHING.items()}
+    outcomes = run_harness(runs, base, at_once=len(runs), deadline_s=RUN_DEADLINE_S)
+    # no --json is written without a verdict: the result is the one in the results directory
+    return {name: (status, out, err, _written(base / name)) for name, (status, out, err, _) in outcomes.items()}
+
+
+def _written(folder: Path):
+    found = list(folder.glob("*.json"))
+    return json.loads(found[0].read_text()) if found else None
 
 
 @pytest.mark.parametrize("name", list(NOTHING))

@@ -15,3 +15,33 @@ def tool(name: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def run_harness(runs: dict[str, tuple[list[str], object]], base, at_once: int, deadline_s: float) -> dict:
+    """Run ``python -m harness ARGS --json BASE/NAME.json`` for each ``name: (args, cwd)``,
+    ``at_once`` processes at a time; returns {name: (exit status, stdout, stderr, the
+    JSON or None)}. A process past ``deadline_s`` fails its batch; none is left running."""
+    import json
+    import subprocess
+    import sys
+
+    outcomes: dict = {}
+    names = list(runs)
+    for first in range(0, len(names), at_once):
+        procs = {}
+        try:
+            for name in names[first:first + at_once]:
+                args, cwd = runs[name]
+                procs[name] = subprocess.Popen([sys.executable, "-m", "harness", *args, "--json",
+                                                str(base / f"{name}.json")], cwd=cwd, text=True,
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for name, proc in procs.items():
+                out, err = proc.communicate(timeout=deadline_s)
+                path = base / f"{name}.json"
+                outcomes[name] = (proc.returncode, out, err, json.loads(path.read_text()) if path.exists() else None)
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    return outcomes

@@ -103,10 +103,7 @@ def tcp_sockets(address: str, port: int, server_side: bool = False) -> tuple[lis
         raise SockDiagUnavailable(errno.EAFNOSUPPORT, "sock_diag needs Linux netlink")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     packed = socket.inet_pton(family, address)
-    try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
-    except OSError as exc:
-        raise SockDiagUnavailable(exc.errno, f"sock_diag netlink socket: {exc.strerror}") from None
+    sock = _open()
     try:
         sock.send(_request(family, packed, port, server_side, 1))
         return _read_dump(sock, 1, port)
@@ -114,7 +111,18 @@ def tcp_sockets(address: str, port: int, server_side: bool = False) -> tuple[lis
         sock.close()
 
 
-def _read_dump(sock: socket.socket, seq: int, port: int) -> tuple[list[tuple[int, str]], list[tuple[str, int]]]:
+def _open() -> socket.socket:
+    try:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+    except (OSError, AttributeError) as exc:
+        raise SockDiagUnavailable(getattr(exc, "errno", None) or errno.EAFNOSUPPORT,
+                                  f"sock_diag netlink socket: {exc}") from None
+
+
+def _read_dump(sock: socket.socket, seq: int, port: int, info: dict | None = None
+               ) -> tuple[list[tuple[int, str]], list[tuple[str, int]]]:
+    """The dump's client and server sides; with ``info`` (a dict, the request asked for
+    tcp_info), also {local port: (state, bytes received, ms since data)} of the client side."""
     # the hot loop: one unpack per message, locals only
     unpack_header, unpack_msg = _HEADER.unpack_from, _MSG.unpack_from
     states = STATES
@@ -135,6 +143,9 @@ def _read_dump(sock: socket.socket, seq: int, port: int) -> tuple[list[tuple[int
                 state, sport, dport = unpack_msg(data, offset)
                 if dport == port:
                     add_client((sport, states.get(state) or str(state)))
+                    if info is not None:
+                        info[sport] = (states.get(state) or str(state),
+                                       *_read_info(data, offset + header_size + _DIAG_MSG_SIZE, offset + length))
                 else:
                     add_server((states.get(state) or str(state), dport))
             elif msg_seq == seq and kind == NLMSG_DONE:
@@ -152,36 +163,14 @@ def tcp_info(address: str, port: int) -> dict[int, tuple[str, int, int]]:
     about twice a plain dump: ~230 more bytes a socket to copy and read."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     packed = socket.inet_pton(family, address)
-    try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
-    except (OSError, AttributeError) as exc:
-        raise SockDiagUnavailable(errno.EAFNOSUPPORT, f"sock_diag netlink socket: {exc}") from None
     out: dict[int, tuple[str, int, int]] = {}
+    sock = _open()
     try:
         sock.send(_request(family, packed, port, False, 2, info=True))
-        header_size = _NLMSG.size
-        while True:
-            data = sock.recv(RECV_BYTES)
-            if not data:
-                raise SockDiagUnavailable(errno.EIO, "sock_diag closed the dump early")
-            offset, end = 0, len(data)
-            while offset + header_size <= end:
-                length, kind, msg_seq = _HEADER.unpack_from(data, offset)
-                if length < header_size:
-                    raise SockDiagUnavailable(errno.EIO, f"sock_diag: bad message length {length}")
-                if msg_seq == 2 and kind == NLMSG_DONE:
-                    return out
-                if msg_seq == 2 and kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", data, offset + header_size)[0]
-                    raise SockDiagUnavailable(code, f"sock_diag: {os.strerror(code)}")
-                if kind == SOCK_DIAG_BY_FAMILY and msg_seq == 2:
-                    state, sport, dport = _MSG.unpack_from(data, offset)
-                    received, last_recv = _read_info(data, offset + header_size + _DIAG_MSG_SIZE, offset + length)
-                    if dport == port:
-                        out[sport] = (STATES.get(state) or str(state), received, last_recv)
-                offset += (length + 3) & ~3
+        _read_dump(sock, 2, port, info=out)
     finally:
         sock.close()
+    return out
 
 
 def _read_info(data: bytes, start: int, end: int) -> tuple[int, int]:

@@ -58,6 +58,7 @@ SWEEP_LEAST, SWEEP_MOST = 20, 2000
 # covers that, and stays under the fixed variants' 1 s read timeout with the 0.2 s delay on top (a client
 # that timed out would fail requests the sweep made). Not reached in time: inconclusive, never a leak.
 HOLD_LEAST_S, HOLD_PER_REQUEST_S = 0.25, 0.002
+SWEEP_THEN_S = 0.0  # a sweep's answers once its barrier is reached: at once
 # Idle time is counted from the first warm-up request's end; its connection went
 # back to the pool (and its idle clock started) less than a millisecond before.
 # 0.05 s is that, plus the resolution of two consecutive samples' timestamps.
@@ -153,22 +154,20 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str) -> tupl
         return None, "not needed: the rounds already show growth"
     abandoned: list = []
     sweeps, burst, tested = 0, 0, run.tracker.started
+    proved = tested  # the requests the last conclusive sweep tested
     peak = run.tracker.peak  # the rounds' own: a sweep's burst is not what the client needs
     while True:
         before = run.socket_info()
         held = [len(b) for b in before]
-        if sweeps and any(n >= server.stats()["peak_active_requests"] for server, n in zip(run.servers, held) if n):
-            # it holds as many as it ever had in flight (a pool at its cap): no burst can be more than that
-            progress(f"sweep {sweeps + 1}: not run, the client holds as many sockets as it ever had in flight")
-            break
         reach = sweep_size(sum(held), peak, SWEEP_LEAST)  # enough to hand out every idle socket
         # the first sweep spends the budget but for one more reach; later ones only reach
         size = min(SWEEP_MOST, max(reach, settings.budget - run.tracker.started - reach))
         most_s = HOLD_LEAST_S + size * HOLD_PER_REQUEST_S
         reached_before = [server.stats()["holds_reached"] for server in run.servers]
         for server, n in zip(run.servers, held):
-            if n:  # the server holds its answers until more requests are in flight than sockets held
-                server.hold(n + 1, most_s)
+            # the server holds its answers until more requests are in flight than sockets held: that moment
+            # is the proof; after it, the burst's answers need not wait the delay (SWEEP_THEN_S)
+            server.hold(n + 1, most_s, SWEEP_THEN_S)
         tested = run.tracker.started  # the requests whose sockets this sweep tests
         run.recorder.sample("sweep_start")  # the report shades sweeps: the harness's burst, not the client's
         for _ in range(size):
@@ -178,10 +177,14 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str) -> tupl
         after = run.socket_info()
         sweeps = sweeps + 1
         missed = [f"{server.host}:{server.port} never had {n + 1}" for server, n, r in
-                  zip(run.servers, held, reached_before) if n and server.stats()["holds_reached"] == r]
-        if missed:  # not concurrent enough to prove anything: a pool capped below what it holds, say
-            progress(f"sweep {sweeps}: {size} requests, but {', '.join(missed)} in flight at once: inconclusive")
-            return judge_sweeps([], sweeps, size, tested, inconclusive=", ".join(missed)), "on"
+                  zip(run.servers, held, reached_before) if server.stats()["holds_reached"] == r]
+        if missed:  # not concurrent enough to prove anything: a pool capped at what it holds, say
+            progress(f"sweep {sweeps}: {size} requests, but {', '.join(missed)} in flight at once: proves nothing")
+            if sweeps == 1:
+                return judge_sweeps([], sweeps, size, tested, inconclusive=", ".join(missed)), "on"
+            tested = proved  # what the earlier sweeps proved stands
+            break
+        proved = tested
         found = [a for b, c in zip(before, after) for a in abandoned_through(b, c)]
         burst = size if found else max(burst, size)
         progress(f"sweep {sweeps}: {size} concurrent requests, {len(found)} of {sum(held)} held sockets received "

@@ -110,10 +110,12 @@ class ServerProcess:
         """``GET /stats``: the server's counters (see ``_get``)."""
         return self._get("/stats")
 
-    def hold(self, until: int, most_s: float) -> dict:
+    def hold(self, until: int, most_s: float, then_s: float | None = None) -> dict:
         """``GET /hold``: the next answers wait until ``until`` requests are in flight at
-        once, or ``most_s`` seconds; ``holds_reached`` in ``/stats`` says which came first."""
-        return self._get(f"/hold?until={until}&most={most_s:.3f}")
+        once, or ``most_s`` seconds; ``holds_reached`` in ``/stats`` says which came first.
+        With ``then_s``, once reached, answers come ``then_s`` after their request until
+        ``most_s`` is over."""
+        return self._get(f"/hold?until={until}&most={most_s:.3f}" + (f"&then={then_s}" if then_s is not None else ""))
 
     def _get(self, path: str) -> dict:
         """GET ``path`` on the harness's own kept-alive connection (~0.3 ms; thread-safe).

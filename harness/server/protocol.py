@@ -276,10 +276,14 @@ class SlowHTTPConnection(asyncio.Protocol):
         # arriving at once, the last one parsed would otherwise wait its place in the queue on top
         loop = asyncio.get_running_loop()
         hold = self.server.hold
-        if hold is not None and delay < HANG_S:  # held: answered once the barrier is reached, or at its deadline
-            self.timer = loop.call_at(hold.deadline + delay, self._delay_over, request)
-            hold.waiting.append((self, request, delay))
-            self.server.check_hold()
+        if hold is not None and delay < HANG_S:
+            if hold.reached:  # the burst after its barrier: answered after ``then``, not the delay
+                delay = hold.then if hold.then is not None else delay
+                self.timer = loop.call_at(self.arrived + delay, self._delay_over, request)
+            else:  # held: answered once the barrier is reached, or at its deadline
+                self.timer = loop.call_at(hold.deadline + delay, self._delay_over, request)
+                hold.waiting.append((self, request, delay))
+                self.server.check_hold()
         else:
             self.timer = loop.call_at(self.arrived + delay, self._delay_over, request)
         self._cancel_idle_close()
@@ -384,10 +388,13 @@ class SlowHTTPConnection(asyncio.Protocol):
 @dataclass
 class Hold:
     """A barrier: answers wait until ``until`` requests are in flight at once, or the
-    loop time ``deadline``; then each gets its delay from that moment."""
+    loop time ``deadline``; then each gets its delay (or ``then``) from that moment,
+    and requests arriving before ``deadline`` get ``then`` too."""
 
     until: int
     deadline: float
+    then: float | None = None  # once reached, answers come this many seconds after their request (None: the delay)
+    reached: bool = False
     waiting: list = field(default_factory=list)  # (connection, request, delay)
 
 
@@ -451,16 +458,20 @@ class SlowServer:
         self.address, self.port = sockname[0], sockname[1]
 
     def set_hold(self, query: dict) -> tuple[bytes, bytes, bytes]:
-        """``/hold?until=N&most=S``: hold the next answers until N requests are in flight
-        at once (1 to 100000), for at most S seconds (0 to 600). Returns the response."""
+        """``/hold?until=N&most=S[&then=D]``: hold the next answers until N requests are in
+        flight at once (1 to 100000), for at most S seconds (0 to 600); once reached, answer
+        them, and the requests that come before S is over, D seconds after they came (0 to
+        3600; the delay without it). Returns the response."""
         try:
             until, most = int(query["until"][0]), float(query["most"][0])
-            if not 1 <= until <= 100_000 or not 0 <= most <= 600:
+            then = float(query["then"][0]) if "then" in query else None
+            if not 1 <= until <= 100_000 or not 0 <= most <= 600 or not (then is None or 0 <= then <= MAX_DELAY_S):
                 raise ValueError
         except (KeyError, ValueError):
-            return b"400 Bad Request", b"hold: give until=N (1..100000) and most=S (0..600)\n", b"text/plain"
+            return (b"400 Bad Request", b"hold: give until=N (1..100000), most=S (0..600) and maybe then=S\n",
+                    b"text/plain")
         loop = asyncio.get_running_loop()
-        self.hold = Hold(until, loop.time() + most)
+        self.hold = Hold(until, loop.time() + most, then)
         loop.call_at(self.hold.deadline, self._hold_deadline, self.hold)
         return b"200 OK", json.dumps({"holding_until": until}).encode(), b"application/json"
 
@@ -470,18 +481,21 @@ class SlowServer:
         if hold is None or self.stats.active_requests < hold.until:
             return
         self.stats.holds_reached += 1
-        self.hold = None
+        hold.reached = True  # it stays until its deadline: the rest of the burst gets ``then``
         loop = asyncio.get_running_loop()
         now = loop.time()
         for conn, request, delay in hold.waiting:
             if conn.timer is not None and not conn.closed:  # still waiting (not hung up)
                 conn.timer.cancel()
-                conn.timer = loop.call_at(now + delay, conn._delay_over, request)
+                conn.timer = loop.call_at(now + (hold.then if hold.then is not None else delay), conn._delay_over,
+                                          request)
+        hold.waiting.clear()
 
     def _hold_deadline(self, hold: Hold) -> None:
-        if self.hold is hold:  # not reached: the held ones are answered by their own fallback timers
+        if self.hold is hold:
             self.hold = None
-            self.stats.holds_missed += 1
+            if not hold.reached:  # the held ones are answered by their own fallback timers
+                self.stats.holds_missed += 1
 
     def stop_accepting(self) -> None:
         """Close the listener: new connections are refused, open ones keep working."""
