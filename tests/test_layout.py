@@ -26,8 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "runner": {"options", "server", "clients", "judging", "driving", "scenarios"},
     "report": {"sampling", "judging", "driving", "scenarios"},
     "bench": {"limits", "options", "server", "clients", "sampling", "report", "runner", "scenarios"},
+    "socket_leaks": {"options", "sampling", "judging"},
     "faces": {"options", "server", "clients", "sampling", "judging", "driving", "scenarios", "runner", "report",
-              "bench"},
+              "bench", "socket_leaks"},
 }
 FACES = {"faces"}
 PURE_STDLIB = {"__future__", "collections", "dataclasses", "math", "typing"}  # all that judging may import

@@ -8,6 +8,7 @@ variable is the fallback. Experiments run through the runner
 """
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,18 +18,28 @@ from ..driving import ExperimentError, ExperimentResult
 from ..options import OPTIONS, OptionError, Settings, UsageError, override, settings_from
 from ..report import write_session
 from ..runner import Experiment, file_label
-from ..sampling import choose_backend
+from ..sampling import choose_backend, sites
 from ..server import ServerError, ServerProcess, fault_args
+from ..judging import GROWTH
+from ..socket_leaks import Check, Ignore, describe, run_rounds
 from .common import keep, run_and_write
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 RESULTS_KEY = pytest.StashKey[list]()
 SERVERS_KEY = pytest.StashKey[list]()
 REPORT_KEY = pytest.StashKey[list]()
+IGNORE_KEY = pytest.StashKey[Ignore]()
+LEAKS_KEY = pytest.StashKey[tuple]()
+LEAK_COSTS_KEY = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("leak-harness", "TCP connection leak experiments")
+    group.addoption("--socket-leaks", action="store_true", default=False,
+                    help="check every test for sockets it left held (to any remote); see socket_leaks_ignore")
+    parser.addini("socket_leaks_ignore", type="linelist", default=[],
+                  help="what the socket-leak check leaves alone, one a line: a host or network (10.0.0.0/8), "
+                       ":PORT, HOST:PORT, or module:NAME (sockets opened there)")
     for option in OPTIONS:
         help_text = f"{option.help} (default {option.default}; env {option.env})"
         group.addoption(option.flag, dest="leak_" + option.name, default=None, metavar=option.name.upper(), help=help_text)
@@ -37,6 +48,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "experiment: a measured experiment on a client variant (starts its own slow server)")
+    config.addinivalue_line("markers", "socket_leaks(ignore=[...]): fail this test if it leaves sockets held "
+                                       "(as --socket-leaks does for every test)")
+    try:
+        config.stash[IGNORE_KEY] = Ignore.parse(config.getini("socket_leaks_ignore"), "socket_leaks_ignore (ini)")
+    except OptionError as exc:
+        raise pytest.UsageError(f"leak harness: {exc}") from None
     values, sources = {}, {}
     for option in OPTIONS:
         value, sources[option.name] = config.getoption("leak_" + option.name), option.flag
@@ -59,9 +76,60 @@ def pytest_report_header(config: pytest.Config) -> str:
             f"results-dir={s.results_dir}")
 
 
+def _leak_check_for(item: pytest.Item) -> Check | None:
+    marker = item.get_closest_marker("socket_leaks")
+    if marker is None and not item.config.getoption("socket_leaks"):
+        return None
+    ignore = item.config.stash[IGNORE_KEY]
+    if marker is not None and marker.kwargs.get("ignore"):
+        ignore = ignore + Ignore.parse(marker.kwargs["ignore"], f"@pytest.mark.socket_leaks(ignore=...) on {item.name}")
+    return Check(ignore)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    check = _leak_check_for(item)
+    if check is not None:
+        recording = sites.recording()
+        recording.__enter__()  # where each socket is opened, from the test's setup to its teardown
+        item.stash[LEAKS_KEY] = (check.start(), recording)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    """``socket_leaks(rounds=N)``: the test body N times; growth from run to run fails it."""
+    marker = pyfuncitem.get_closest_marker("socket_leaks")
+    rounds = marker.kwargs.get("rounds", 1) if marker is not None else 1
+    pending = pyfuncitem.stash.get(LEAKS_KEY, None)
+    if pending is None or rounds == 1:
+        return (yield)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or not 2 <= rounds <= 100:
+        raise pytest.UsageError(f"@pytest.mark.socket_leaks(rounds={rounds!r}) on {pyfuncitem.name}: give 2 to 100")
+    first = yield  # pytest's own call is the first run
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    verdict, reason, grown = run_rounds(lambda: pyfuncitem.obj(**args), pending[0], rounds, first_done=True)
+    if verdict == GROWTH:
+        pending[0].reported = True
+        pytest.fail(f"socket leak from run to run: {reason}\n" + describe(grown), pytrace=False)
+    pending[0].keep(pending[0].held_now())  # a plateau: what it holds is the pool's own, not a leak
+    return first
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    pending = item.stash.get(LEAKS_KEY, None) if call.when == "teardown" else None
+    if pending is not None:  # after the teardown: what the test and its fixtures left held (also when it failed)
+        check, recording = item.stash[LEAKS_KEY]
+        del item.stash[LEAKS_KEY]
+        try:
+            leaks = check.leaks()
+        finally:
+            recording.__exit__(None, None, None)
+        item.config.stash.setdefault(LEAK_COSTS_KEY, []).append(check.seconds)
+        if leaks and not check.reported:
+            report.outcome = "failed"
+            report.longrepr = describe(leaks)
     if report.failed:
         for server in item.stash.get(SERVERS_KEY, []):
             report.sections.append((f"slow server pid {server.pid} stderr", server.stderr_text() or "(empty)"))
@@ -82,6 +150,10 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     written = config.stash.get(REPORT_KEY, None)
     if written:
         terminalreporter.write_line("leak harness: " + "; ".join(written))
+    costs = config.stash.get(LEAK_COSTS_KEY, None)
+    if costs:
+        terminalreporter.write_line(f"socket-leak check: {len(costs)} tests, {1000 * statistics.median(costs):.1f} ms "
+                                    f"a test (median; {1000 * max(costs):.1f} ms at most, a leak's settling included)")
 
 
 @pytest.fixture(scope="session")

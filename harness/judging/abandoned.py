@@ -84,3 +84,17 @@ def judge_sweeps(abandoned: Sequence[AbandonedSocket], sweeps: int, burst: int, 
                               + (" ..." if len(abandoned) > 5 else ""), tuple(abandoned), sweeps, burst, requests)
     return Sweeps(PLATEAU, f"no socket abandoned in {requests} requests: a leak rarer than about 1 in {requests} "
                            f"could pass", (), sweeps, burst, requests)
+
+
+def judge_runs(held_after: Sequence[int]) -> tuple[str, str]:
+    """A test run N times (``socket_leaks(rounds=N)``): the sockets it holds after each
+    run, beyond what it held before. A pool or a cached client fills in the first run
+    and keeps that; a leak keeps more after every run. Growth when the count rose
+    after every run after the first (tolerance 0: a test body is the same code each
+    time); otherwise a plateau. Returns (verdict, reason)."""
+    if len(held_after) < 2:
+        raise ValueError("rounds of a test need at least 2 runs")
+    path = " -> ".join(map(str, held_after))
+    if all(b > a for a, b in zip(held_after, held_after[1:])):
+        return GROWTH, f"held {path} after {len(held_after)} runs: more after every run"
+    return PLATEAU, f"held {path} after {len(held_after)} runs: not rising after every run (a pool filled once)"

@@ -38,7 +38,7 @@ _SOCKID_ZERO = bytes(48)
 _RTA = struct.Struct("=HH")
 _OP = struct.Struct("=BBH")  # code, yes, no
 _HEADER = struct.Struct("=IH2xI")  # nlmsghdr's len, type, seq
-_MSG = struct.Struct(">17xB2xHH")  # from the message's start: inet_diag_msg's state, sport, dport (big-endian)
+_DIAG = struct.Struct(">xB2xHH")  # from inet_diag_msg's start: state, sport, dport (big-endian)
 _HOSTCOND = struct.Struct("=BBxxi")  # family, prefix length, port (-1: any); the address follows
 _DIAG_MSG_SIZE = 72  # struct inet_diag_msg; its attributes follow it
 # struct tcp_info (linux/tcp.h): tcpi_last_data_recv (u32 ms) at 52, tcpi_bytes_received (u64) at 128
@@ -119,17 +119,11 @@ def _open() -> socket.socket:
                                   f"sock_diag netlink socket: {exc}") from None
 
 
-def _read_dump(sock: socket.socket, seq: int, port: int, info: dict | None = None
-               ) -> tuple[list[tuple[int, str]], list[tuple[str, int]]]:
-    """The dump's client and server sides; with ``info`` (a dict, the request asked for
-    tcp_info), also {local port: (state, bytes received, ms since data)} of the client side."""
-    # the hot loop: one unpack per message, locals only
-    unpack_header, unpack_msg = _HEADER.unpack_from, _MSG.unpack_from
-    states = STATES
-    clients: list[tuple[int, str]] = []
-    servers: list[tuple[str, int]] = []
-    add_client, add_server = clients.append, servers.append
+def _messages(sock: socket.socket, seq: int):
+    """Every sock_diag message of dump ``seq`` on ``sock``: yields (buffer, offset of its
+    inet_diag_msg, the message's end). Raises SockDiagUnavailable on an error or a cut dump."""
     header_size = _NLMSG.size
+    unpack_header = _HEADER.unpack_from
     while True:
         data = sock.recv(RECV_BYTES)
         if not data:
@@ -139,21 +133,36 @@ def _read_dump(sock: socket.socket, seq: int, port: int, info: dict | None = Non
             length, kind, msg_seq = unpack_header(data, offset)
             if length < header_size:
                 raise SockDiagUnavailable(errno.EIO, f"sock_diag: bad message length {length}")
-            if kind == SOCK_DIAG_BY_FAMILY and msg_seq == seq:
-                state, sport, dport = unpack_msg(data, offset)
-                if dport == port:
-                    add_client((sport, states.get(state) or str(state)))
-                    if info is not None:
-                        info[sport] = (states.get(state) or str(state),
-                                       *_read_info(data, offset + header_size + _DIAG_MSG_SIZE, offset + length))
-                else:
-                    add_server((states.get(state) or str(state), dport))
-            elif msg_seq == seq and kind == NLMSG_DONE:
-                return clients, servers
-            elif msg_seq == seq and kind == NLMSG_ERROR:
-                code = -struct.unpack_from("=i", data, offset + header_size)[0]
-                raise SockDiagUnavailable(code, f"sock_diag: {os.strerror(code)}")
+            if msg_seq == seq:
+                if kind == SOCK_DIAG_BY_FAMILY:
+                    yield data, offset + header_size, offset + length
+                elif kind == NLMSG_DONE:
+                    return
+                elif kind == NLMSG_ERROR:
+                    code = -struct.unpack_from("=i", data, offset + header_size)[0]
+                    raise SockDiagUnavailable(code, f"sock_diag: {os.strerror(code)}")
             offset += (length + 3) & ~3
+
+
+def _read_dump(sock: socket.socket, seq: int, port: int, info: dict | None = None
+               ) -> tuple[list[tuple[int, str]], list[tuple[str, int]]]:
+    """The dump's client and server sides; with ``info`` (a dict, the request asked for
+    tcp_info), also {local port: (state, bytes received, ms since data)} of the client side."""
+    # the hot loop: one unpack per message, locals only
+    unpack_msg, states = _DIAG.unpack_from, STATES
+    clients: list[tuple[int, str]] = []
+    servers: list[tuple[str, int]] = []
+    add_client, add_server = clients.append, servers.append
+    for data, start, end in _messages(sock, seq):
+        state, sport, dport = unpack_msg(data, start)
+        name = states.get(state) or str(state)
+        if dport == port:
+            add_client((sport, name))
+            if info is not None:
+                info[sport] = (name, *_read_info(data, start + _DIAG_MSG_SIZE, end))
+        else:
+            add_server((name, dport))
+    return clients, servers
 
 
 def tcp_info(address: str, port: int) -> dict[int, tuple[str, int, int]]:
@@ -171,6 +180,19 @@ def tcp_info(address: str, port: int) -> dict[int, tuple[str, int, int]]:
     finally:
         sock.close()
     return out
+
+
+def dump_all(family: int, states: int):
+    """Every TCP socket of ``family`` in the ``states`` bitmask (1 << state number), with
+    no filter by address: yields (buffer, offset of its inet_diag_msg, its end)."""
+    body = _REQ.pack(family, socket.IPPROTO_TCP, 0, 0, states) + _SOCKID_ZERO
+    request = _NLMSG.pack(_NLMSG.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 3, 0) + body
+    sock = _open()
+    try:
+        sock.send(request)
+        yield from _messages(sock, 3)
+    finally:
+        sock.close()
 
 
 def _read_info(data: bytes, start: int, end: int) -> tuple[int, int]:

@@ -1,0 +1,156 @@
+"""Where each socket was opened: the line of the code that used the HTTP library
+(outside the standard library, installed packages and the harness; a catalog
+variant's own line counts as such code), and the library call it made.
+
+``recording()`` wraps ``socket.socket.connect`` and ``connect_ex`` while it is
+entered (nested entries share one wrapper). Each connect notes its site under
+the socket's local address (``ip:port``, as ``owned.OwnedSocket.local``), so
+the sockets a sampler reads can be matched to it. Cost: ~10-30 us a connection
+(a walk of the caller's stack, classifying each file once).
+"""
+from __future__ import annotations
+
+import os
+import site
+import socket
+import sys
+import sysconfig
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
+MOST_SITES = 100_000  # sites kept; the oldest go first (a long run opens and closes many)
+_HARNESS = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_CATALOG = os.path.join(_HARNESS, "clients") + os.sep
+
+
+class Site(NamedTuple):
+    """``file:line in function``, and ``via``: the library call made there (or None)."""
+
+    file: str
+    line: int
+    function: str
+    via: str | None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}" + (f" (via {self.via})" if self.via else "")
+
+
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    roots |= set(getattr(site, "getsitepackages", lambda: [])()) | {site.getusersitepackages()}
+    return tuple(sorted({os.path.abspath(r) + os.sep for r in roots if r}, key=len, reverse=True))  # longest first
+
+
+_ROOTS = _library_roots()
+_kind: dict[str, str] = {}  # file -> "library" | "harness" | "user"
+
+
+def _classify(filename: str) -> str:
+    kind = _kind.get(filename)
+    if kind is None:
+        path = os.path.abspath(filename)
+        if path.startswith(_CATALOG):
+            kind = "user"  # a catalog variant's own line is the code that uses the library
+        elif path.startswith(_HARNESS):
+            kind = "harness"
+        elif filename.startswith("<") or path.startswith(_ROOTS):
+            kind = "library"
+        else:
+            kind = "user"
+        _kind[filename] = kind
+    return kind
+
+
+def _short(filename: str) -> str:
+    """A library file as its package path (``requests/sessions.py``), a user's relative to the working folder."""
+    path = os.path.abspath(filename)
+    for root in _ROOTS:
+        if path.startswith(root):
+            return path[len(root):]
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+def site_of_caller(depth: int = 2) -> Site | None:
+    """The site of the code that called into a library ``depth`` frames up; None if all is library."""
+    frame = sys._getframe(depth)
+    via = None
+    while frame is not None:
+        code = frame.f_code
+        kind = _classify(code.co_filename)
+        if kind == "user":
+            return Site(_short(code.co_filename), frame.f_lineno, code.co_name, via)
+        if kind == "library":
+            via = f"{_short(code.co_filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.sites: dict[str, Site] = {}
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.original: tuple | None = None
+
+    def note(self, sock: socket.socket) -> None:
+        try:
+            local = sock.getsockname()
+        except OSError:
+            return
+        if not isinstance(local, tuple) or not local[1]:
+            return
+        where = site_of_caller(3)
+        if where is None:
+            return
+        key = f"[{local[0]}]:{local[1]}" if ":" in local[0] else f"{local[0]}:{local[1]}"
+        with self.lock:
+            self.sites[key] = where
+            if len(self.sites) > MOST_SITES:
+                del self.sites[next(iter(self.sites))]
+
+
+_RECORDER = _Recorder()
+
+
+def _connect(self: socket.socket, address) -> None:
+    try:
+        return _RECORDER.original[0](self, address)  # type: ignore[index]
+    finally:
+        _RECORDER.note(self)  # also for a non-blocking connect under way (BlockingIOError)
+
+
+def _connect_ex(self: socket.socket, address) -> int:
+    try:
+        return _RECORDER.original[1](self, address)  # type: ignore[index]
+    finally:
+        _RECORDER.note(self)
+
+
+@contextmanager
+def recording() -> Iterator[dict[str, Site]]:
+    """Note the site of every TCP connect in this process while entered; yields the
+    sites by local address (``ip:port``)."""
+    with _RECORDER.lock:
+        if _RECORDER.depth == 0:
+            _RECORDER.original = (socket.socket.connect, socket.socket.connect_ex)
+            socket.socket.connect, socket.socket.connect_ex = _connect, _connect_ex  # type: ignore[method-assign]
+        _RECORDER.depth += 1
+    try:
+        yield _RECORDER.sites
+    finally:
+        with _RECORDER.lock:
+            _RECORDER.depth -= 1
+            if _RECORDER.depth == 0 and _RECORDER.original is not None:
+                socket.socket.connect, socket.socket.connect_ex = _RECORDER.original  # type: ignore[method-assign]
+                _RECORDER.original = None
+
+
+def site_for(local: str) -> Site | None:
+    """The site noted for a socket's local address (``ip:port``), if any."""
+    return _RECORDER.sites.get(local)
