@@ -87,11 +87,13 @@ def _leak_check_for(item: pytest.Item) -> Check | None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """The baseline when the test body starts: what fixtures opened in their setup is theirs
+    (a module's server, a session's client); what the body opens must be gone after teardown."""
     check = _leak_check_for(item)
     if check is not None:
         recording = sites.recording()
-        recording.__enter__()  # where each socket is opened, from the test's setup to its teardown
+        recording.__enter__()  # where each socket is opened, from the test's body to its teardown
         item.stash[LEAKS_KEY] = (check.start(), recording)
 
 
