@@ -178,6 +178,38 @@ def bench_verdicts(settings: Settings, say: Callable[[str], None]) -> dict:
     return out
 
 
+PARTS = ("sampler", "server", "verdict", "sites")
+SITE_CONNECTIONS = 500  # connections per measurement: enough for a stable per-connection figure
+
+
+def bench_sites(say: Callable[[str], None], connections: int = SITE_CONNECTIONS, repeats: int = 3) -> dict:
+    """Microseconds per connect with and without the creation-site recorder, alternating,
+    ``repeats`` times each, in this run: {plain_us, recorded_us: [..], ratio: median}."""
+    from .sampling import sites
+
+    out: dict = {"plain_us": [], "recorded_us": []}
+    with ServerProcess(delay=0.0, track_interval=3600) as server:
+        address = (server.host, server.port)
+
+        def connects() -> float:
+            started = time.perf_counter()
+            for _ in range(connections):
+                s = socket.create_connection(address, timeout=10)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # no TIME_WAIT pile
+                s.close()
+            return (time.perf_counter() - started) / connections * 1e6
+
+        for _ in range(repeats):
+            out["plain_us"].append(round(connects(), 1))
+            with sites.recording():
+                out["recorded_us"].append(round(connects(), 1))
+    out["ratio"] = round(statistics.median(out["recorded_us"]) / statistics.median(out["plain_us"]), 3)
+    say(f"  sites: a connect costs {statistics.median(out['plain_us']):.1f} us, "
+        f"{statistics.median(out['recorded_us']):.1f} us with its site recorded ({out['ratio']}x, same run; "
+        f"ranges {min(out['plain_us'])}-{max(out['plain_us'])} and {min(out['recorded_us'])}-{max(out['recorded_us'])})")
+    return out
+
+
 def run_bench(settings: Settings, parts: Sequence[str], say: Callable[[str], None]) -> tuple[dict, Path]:
     """Run the parts asked for; write ``bench.json`` in the results dir; return (figures, its path)."""
     figures: dict = {"machine": {"cores": psutil.cpu_count(), "python": platform.python_version(),
@@ -189,6 +221,9 @@ def run_bench(settings: Settings, parts: Sequence[str], say: Callable[[str], Non
     if "server" in parts:
         say(f"server: concurrent slow requests ({SERVER_DELAY_S} s delay)")
         figures["server"] = bench_server(SERVER_CONNECTIONS, say)
+    if "sites" in parts:
+        say("sites: what recording where each connection is opened costs")
+        figures["sites"] = bench_sites(say)
     if "verdict" in parts:
         say("verdict: time to a verdict per experiment")
         figures["verdict_s"] = bench_verdicts(settings, say)
@@ -211,6 +246,10 @@ def table(figures: dict) -> str:
         lines.append(f"server {int(n):>6} connections  p50 +{row['p50_overhead_ms']} ms  p99 +{p99} ms  "
                      f"dropped {row['dropped']}  RSS {row['rss_mb']} MB"
                      + (f"   goal p99 <= {goal} ms, none dropped: {'met' if met else 'NOT met'}" if goal else ""))
+    site_costs = figures.get("sites")
+    if site_costs:
+        lines.append(f"sites: a connect {statistics.median(site_costs['plain_us']):.1f} us, with its site recorded "
+                     f"{statistics.median(site_costs['recorded_us']):.1f} us ({site_costs['ratio']}x, same run)")
     verdicts = figures.get("verdict_s", {})
     if verdicts:
         slowest = max(verdicts, key=verdicts.get)

@@ -22,6 +22,7 @@ from .driving import ExperimentResult, Progress, Run, fill
 from .judging import VERDICTS
 from .options import Settings, UsageError
 from .scenarios import COMMAND, SCENARIOS, SEVERAL_HOSTS, TCP_COUNT, command
+from .sampling import sites
 from .server import ServerProcess, fault_args
 
 RequestTarget = str | Callable[[str], object]
@@ -170,9 +171,11 @@ def _drive(client: Callable[[str], object], servers: list[ServerProcess], experi
     run_ = Run(client, servers, settings.sample_interval, settings.sampler, deadline_s=settings.deadline)
     result.hosts = run_.hosts
     try:
-        with run_:
+        with run_, sites.recording() as opened:  # where each connection the client makes is opened
             SCENARIOS[experiment.scenario_name](run_, settings, result, progress, experiment.expect, **experiment.params)
             run_.confirm_traffic()
+            by_port = {int(local.rsplit(":", 1)[1]): str(site) for local, site in list(opened.items())}
+            result.sites = {s.local_port: by_port[s.local_port] for s in result.sockets_left if s.local_port in by_port}
     finally:
         result.samples = list(run_.recorder.samples)
         run_.close_client()

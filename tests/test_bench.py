@@ -20,7 +20,7 @@ def test_sampler_and_server_figures_at_small_sizes():
 
 def test_bad_part_is_one_line(capsys, tmp_path):
     assert main(["bench", "--only", "sampler,warp", "--results-dir", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == "harness: error: --only 'sampler,warp': parts are sampler, server, verdict"
+    assert capsys.readouterr().err.strip() == "harness: error: --only 'sampler,warp': parts are sampler, server, verdict, sites"
 
 
 def test_bench_json_is_written(tmp_path, capsys, monkeypatch):

@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "judging": set(),
     "driving": {"options", "server", "sampling", "judging"},
     "scenarios": {"options", "server", "clients", "sampling", "judging", "driving"},
-    "runner": {"options", "server", "clients", "judging", "driving", "scenarios"},
+    "runner": {"options", "server", "clients", "sampling", "judging", "driving", "scenarios"},
     "report": {"sampling", "judging", "driving", "scenarios"},
     "bench": {"limits", "options", "server", "clients", "sampling", "report", "runner", "scenarios"},
     "socket_leaks": {"options", "sampling", "judging"},

@@ -160,6 +160,7 @@ class ExperimentResult:
     rounds: list[dict] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     sockets_left: list[ClientSocket] = field(default_factory=list)
+    sites: dict[int, str] = field(default_factory=dict)  # local port: where it was opened (harness.sampling.sites)
     complete: bool = False
     error: str | None = None
     started_at: float = field(default_factory=time.time)
@@ -186,7 +187,7 @@ class ExperimentResult:
         lines += [f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]
         if self.sockets_left:
             lines.append("sockets to the server at the end:")
-            lines.append(format_sockets(self.sockets_left))
+            lines.append(format_sockets(self.sockets_left, self.sites))
         return "\n".join(lines)
 
     @property
@@ -209,7 +210,7 @@ class ExperimentResult:
             "settings": self.settings,
             "schedule": self.schedule,
             "rounds": self.rounds,
-            "sockets_left": [{"local_port": p, "state": s} for p, s in self.sockets_left],
+            "sockets_left": [{"local_port": p, "state": s, "site": self.sites.get(p)} for p, s in self.sockets_left],
             "server": self.server,
             "hosts": self.hosts,
             "started_at": self.started_at,

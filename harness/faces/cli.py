@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="the client catalog: every variant run accepts, one line each")
     bench = sub.add_parser("bench", help="measure the sampler, the server at scale, and time to a verdict; "
                                          "writes bench.json")
-    bench.add_argument("--only", metavar="PARTS", default="sampler,server,verdict",
-                       help="comma-separated parts to run: sampler, server, verdict (default all)")
+    bench.add_argument("--only", metavar="PARTS", default="sampler,server,verdict,sites",
+                       help="comma-separated parts to run: sampler, server, verdict, sites (default all)")
     _add_experiment_options(bench)
     return parser
 
@@ -137,13 +137,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ..bench import run_bench, table
+    from ..bench import PARTS, run_bench, table
 
     settings = _settings(args)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = [p for p in parts if p not in ("sampler", "server", "verdict")]
+    unknown = [p for p in parts if p not in PARTS]
     if unknown or not parts:
-        raise UsageError(f"--only {args.only!r}: parts are sampler, server, verdict")
+        raise UsageError(f"--only {args.only!r}: parts are {', '.join(PARTS)}")
     figures, path = run_bench(settings, parts, _say)
     _say("")
     _say(table(figures))

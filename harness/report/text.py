@@ -61,7 +61,7 @@ def outcome_lines(result: ExperimentResult, when: str) -> list[str]:
         lines.append(f"FAILED: {verdict.summary}")
         if result.sockets_left:
             lines.append(f"sockets to the server {when}:")
-            lines.append(format_sockets(result.sockets_left))
+            lines.append(format_sockets(result.sockets_left, result.sites))
     return lines
 
 

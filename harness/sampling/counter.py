@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import operator
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -151,15 +151,28 @@ class HostsCounter:
         )
 
 
-def format_sockets(sockets: Iterable[tuple[int, str]], limit: int = 40) -> str:
-    """goleak-style listing: one 'local port  STATE' line per socket the client
-    still holds (ESTABLISHED, CLOSE_WAIT); the others (closed by the client,
-    e.g. TIME_WAIT) summed by state on a last line."""
+def format_sockets(sockets: Iterable[tuple[int, str]], sites: Mapping[int, str] | None = None,
+                   limit: int = 40) -> str:
+    """goleak-style listing of what the client still holds (ESTABLISHED, CLOSE_WAIT),
+    grouped by where each was opened (``sites``: local port -> site), most first, with
+    the ports as the detail; the sockets closed by the client (TIME_WAIT, ...) summed
+    by state on a last line."""
     rows = sorted(sockets, key=lambda s: (s[1], s[0]))
     held = [r for r in rows if r[1] in HELD_STATES]
-    lines = [f"  local port {port:<6} {state}" for port, state in held[:limit]]
-    if len(held) > limit:
-        lines.append(f"  ... and {len(held) - limit} more held")
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for port, state in held:
+        groups.setdefault((sites or {}).get(port, ""), []).append((port, state))
+    lines = []
+    shown = 0
+    for where, group in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+        if where:
+            lines.append(f"  {len(group)} held, opened at {where}")
+        indent = "    " if where else "  "
+        for port, state in group[:max(0, limit - shown)]:
+            lines.append(f"{indent}local port {port:<6} {state}")
+        shown += min(len(group), max(0, limit - shown))
+    if len(held) > shown:
+        lines.append(f"  ... and {len(held) - shown} more held")
     closed: dict[str, int] = {}
     for _, state in rows:
         if state not in HELD_STATES:

@@ -67,6 +67,8 @@ def _classify(filename: str) -> str:
 def _short(filename: str) -> str:
     """A library file as its package path (``requests/sessions.py``), a user's relative to the working folder."""
     path = os.path.abspath(filename)
+    if path.startswith(_HARNESS):  # a catalog variant: named within the package
+        return "harness/" + path[len(_HARNESS):]
     for root in _ROOTS:
         if path.startswith(root):
             return path[len(root):]
