@@ -13,7 +13,8 @@ experiments through here; the report side (``harness.report``) writes them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,8 @@ from .clients import lookup, resolve, target_name
 from .driving import ExperimentResult, Progress, Run, fill
 from .judging import VERDICTS
 from .options import Settings, UsageError
-from .scenarios import COMMAND, SCENARIOS, SEVERAL_HOSTS, TCP_COUNT, command
+from .sampling.owned import sockets_of
+from .scenarios import COMMAND, SCENARIOS, SEVERAL_HOSTS, TCP_COUNT, WATCH, command, watch
 from .sampling import sites
 from .server import ServerProcess, fault_args
 
@@ -58,6 +60,7 @@ class Experiment:
 
     target: RequestTarget | None = None
     cmd: str | None = None
+    pid: int | None = None  # or a running process, watched (nothing is driven, no server started)
     scenario: str | None = None
     settings: Settings = field(default_factory=Settings)
     expect: str | None = None
@@ -67,6 +70,17 @@ class Experiment:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.pid is not None:
+            if self.target is not None or self.cmd is not None:
+                raise ExperimentSpecError("give a target, cmd=... or pid=..., one of them")
+            try:
+                sockets_of(self.pid)
+            except ProcessLookupError:
+                raise ExperimentSpecError(f"--pid {self.pid}: no such process") from None
+            except PermissionError:
+                raise ExperimentSpecError(f"--pid {self.pid}: not allowed to read its sockets (run as its user, "
+                                          "or as root)") from None
+            return
         if (self.target is None) == (self.cmd is None):
             raise ExperimentSpecError("give a target (a request function or name) or cmd=..., not both or neither")
         if self.cmd is not None:
@@ -92,10 +106,14 @@ class Experiment:
 
     @property
     def scenario_name(self) -> str:
+        if self.pid is not None:
+            return WATCH
         return self.scenario or (COMMAND if self.cmd is not None else TCP_COUNT)
 
     @property
     def target_name(self) -> str:
+        if self.pid is not None:
+            return f"pid {self.pid}"
         return self.cmd if self.cmd is not None else target_name(self.target)  # type: ignore[arg-type]
 
     @property
@@ -105,6 +123,8 @@ class Experiment:
             return self.name
         if self.cmd is not None:
             return COMMAND
+        if self.pid is not None:
+            return f"{WATCH}-{self.pid}"
         return f"{self.scenario_name}-{file_label(self.target_name)}"
 
 
@@ -128,6 +148,8 @@ def run(experiment: Experiment, *, progress: Progress = lambda line: None,
     each carrying the partial result (``measured_so_far``).
     """
     settings = experiment.settings
+    if experiment.pid is not None:
+        return _watch(experiment, progress)
     client = None if experiment.cmd is not None else resolve(experiment.target, settings.delay,  # type: ignore[arg-type]
                                                               settings.idle_timeout)
     extra = fault_args(**experiment.faults)
@@ -136,21 +158,17 @@ def run(experiment: Experiment, *, progress: Progress = lambda line: None,
                               target=experiment.target_name, settings=settings.as_dict())
     started = time.monotonic()
     try:
-        for server in servers:
-            on_server(server)
-            server.start()
-        first = servers[0]
-        result.server = {"host": first.host, "port": first.port, "pid": first.pid}
-        if client is None:
-            command(first, settings, result, progress, experiment.expect, experiment.cmd, **experiment.params)
-        else:
-            driven, client = client, None  # _drive closes it
-            _drive(driven, servers, experiment, result, progress)
-        result.complete = True
-    except BaseException as exc:
-        result.error = f"{type(exc).__name__}: {exc}"
-        setattr(exc, _MEASURED, result)
-        raise
+        with _measuring(result):
+            for server in servers:
+                on_server(server)
+                server.start()
+            first = servers[0]
+            result.server = {"host": first.host, "port": first.port, "pid": first.pid}
+            if client is None:
+                command(first, settings, result, progress, experiment.expect, experiment.cmd, **experiment.params)
+            else:
+                driven, client = client, None  # _drive closes it
+                _drive(driven, servers, experiment, result, progress)
     finally:
         try:
             if client is not None:
@@ -160,8 +178,32 @@ def run(experiment: Experiment, *, progress: Progress = lambda line: None,
                 for server in servers:
                     server.stop()
             finally:
-                result.duration_s = time.monotonic() - started
                 result.server_stderr = "\n".join(s.stderr_text() for s in servers)
+                result.duration_s = time.monotonic() - started  # to a verdict, the servers stopped
+    return result
+
+
+@contextmanager
+def _measuring(result: ExperimentResult) -> Iterator[None]:
+    """Marks ``result`` complete, or keeps its error on the exception that escapes
+    (``measured_so_far``); its duration either way."""
+    started = time.monotonic()
+    try:
+        yield
+        result.complete = True
+    except BaseException as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        setattr(exc, _MEASURED, result)
+        raise
+    finally:
+        result.duration_s = time.monotonic() - started
+
+
+def _watch(experiment: Experiment, progress: Progress) -> ExperimentResult:
+    result = ExperimentResult(name=experiment.result_name, scenario=WATCH, target=experiment.target_name,
+                              settings=experiment.settings.as_dict())
+    with _measuring(result):
+        watch(experiment.pid, experiment.settings, result, progress, experiment.expect)  # type: ignore[arg-type]
     return result
 
 

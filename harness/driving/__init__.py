@@ -18,6 +18,7 @@ from .result import (
     RoundsFigures,
     StopAcceptingFigures,
     Tally,
+    WatchFigures,
 )
 from .run import ExperimentError, Progress, Run
 from .schedule import Schedule, make_schedule
@@ -25,5 +26,5 @@ from .schedule import Schedule, make_schedule
 __all__ = [
     "Churn", "CloseOnErrorFigures", "CommandFigures", "CommandProcess", "Driver", "ExperimentError",
     "ExperimentResult", "Figures", "HangFigures", "IdleFigures", "InFlight", "PersistentFigures", "Progress",
-    "RoundsFigures", "Run", "Schedule", "ServerInFlight", "StopAcceptingFigures", "Tally", "fill", "make_schedule",
+    "RoundsFigures", "Run", "Schedule", "ServerInFlight", "StopAcceptingFigures", "Tally", "WatchFigures", "fill", "make_schedule",
 ]

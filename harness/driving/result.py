@@ -146,6 +146,16 @@ class CommandFigures(Churn):
 
 
 @dataclass
+class WatchFigures(Figures):
+    """``watch``: a running process's held sockets, by remote endpoint. Seconds."""
+
+    pid: int = 0
+    ran_s: float = 0.0
+    samples: int = 0
+    endpoints: dict[str, dict] = field(default_factory=dict)  # endpoint: verdict, reason, floors, peak_held
+
+
+@dataclass
 class ExperimentResult:
     """Everything one experiment measured and concluded; written as JSON + CSV
     by the report (``harness.report``)."""

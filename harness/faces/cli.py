@@ -30,6 +30,7 @@ from ..options import (
     UsageError,
     argparse_type,
     output_file,
+    positive_int,
     settings_from,
 )
 from ..report import comparison, draw, plain, write_json, write_session
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", type=argparse_type(output_file),
                      help="also write the result JSON to FILE (checked before the run starts)")
     _add_experiment_options(run)
+    watch = sub.add_parser("watch", help="judge a running process: its held sockets by remote endpoint over "
+                                          "--duration seconds (growth, plateau or undecided for each)")
+    watch.add_argument("--pid", required=True, type=argparse_type(positive_int), help="the process (its children too)")
+    watch.add_argument("--expect", choices=VERDICTS, help="exit 1 unless the verdict is this")
+    watch.add_argument("--json", metavar="FILE", type=argparse_type(output_file),
+                       help="also write the result JSON to FILE (checked before the watch starts)")
+    _add_experiment_options(watch)
     sub.add_parser("list", help="the client catalog: every variant run accepts, one line each")
     bench = sub.add_parser("bench", help="measure the sampler, the server at scale, and time to a verdict; "
                                          "writes bench.json")
@@ -136,6 +144,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    experiment = Experiment(pid=args.pid, settings=settings, expect=args.expect)
+    _say(f"watching pid {args.pid} for {settings.duration} s, a sample every {settings.sample_interval} s")
+    result = run_and_write(experiment, settings.results_path, progress=lambda line: _say(f"  {line}"))
+    if args.json is not None:
+        keep(lambda: write_json(Path(args.json), result.as_dict()), f"--json {args.json}", complain)
+    _say(verdict_line(result))
+    for line in figures_lines(result, settings.max_churn):
+        _say(line)
+    for line in outcome_lines(result, "at the end"):
+        _say(line)
+    _say(result_path_line(result, settings.results_path))
+    _say(draw([result], settings.results_path / f"{result.name}.png", result.target))
+    return 0 if result.passed else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import PARTS, run_bench, table
 
@@ -172,8 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is needed: compare, run, list or bench (see --help)")
-        commands = {"compare": cmd_compare, "run": cmd_run, "list": cmd_list, "bench": cmd_bench}
+            raise UsageError("a command is needed: compare, run, watch, list or bench (see --help)")
+        commands = {"compare": cmd_compare, "run": cmd_run, "watch": cmd_watch, "list": cmd_list, "bench": cmd_bench}
         return commands[args.command](args)
     except (UsageError, OptionError, TargetError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

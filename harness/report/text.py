@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..driving import CommandFigures, ExperimentResult, RoundsFigures
+from ..driving import CommandFigures, ExperimentResult, RoundsFigures, WatchFigures
 from ..sampling import format_sockets
 
 
@@ -37,6 +37,10 @@ def figures_lines(result: ExperimentResult, max_churn: float | None) -> list[str
                         else "(churn, not a leak; --max-churn gates it)"))
         if f.failed:
             lines.append(f"  warning: {f.failed} of {f.requests} requests failed; the first: {f.first_error}")
+    elif isinstance(f, WatchFigures):
+        lines.append(f"  pid {f.pid} watched {f.ran_s:.1f} s, {f.samples} samples; by remote endpoint:")
+        lines += [f"    {endpoint:<24} {e['verdict']:<9} most held {e['peak_held']}: {e['reason']}"
+                  for endpoint, e in f.endpoints.items()]
     elif isinstance(f, CommandFigures):
         ended = "stopped by the harness" if f.stopped_by_harness else "ended by itself"
         lines.append(f"  command {ended} after {f.ran_s:.1f} s, exit status {f.exit_status}; "

@@ -15,9 +15,11 @@ from .command import command
 from .faults import HANG_EVERY, HANG_REQUESTS, STOP_AFTER, hang, stop_accepting
 from .hosts import idle_across_hosts
 from .seed import WARM_UP_REQUESTS, close_on_error, idle_handling, persistent_connections, tcp_count
+from .watch import watch
 
 TCP_COUNT = "tcp_count"
 COMMAND = "command"
+WATCH = "watch"
 SEVERAL_HOSTS = (TCP_COUNT,)  # the scenarios that take several servers
 
 # name: the function that measures it on a Run (see seed.py for the signature)
@@ -57,4 +59,4 @@ def default_expectation(target: object) -> str | None:
 
 __all__ = ["COMMAND", "HANG_EVERY", "HANG_REQUESTS", "SCENARIOS", "SEED_PAIR", "SEED_ROWS", "SEVERAL_HOSTS",
            "STOP_AFTER", "TCP_COUNT", "WARM_UP_REQUESTS", "SeedRow", "command", "default_expectation",
-           "idle_across_hosts"]
+           "idle_across_hosts", "WATCH", "watch"]
