@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .clients import lookup, resolve, target_name
-from .driving import ExperimentResult, Progress, Run, fill
+from .driving import CommandProcess, ExperimentResult, Progress, Run, fill
 from .judging import VERDICTS
 from .options import Settings, UsageError
 from .sampling.owned import sockets_of
@@ -83,7 +83,10 @@ class Experiment:
             return
         if (self.target is None) == (self.cmd is None):
             raise ExperimentSpecError("give a target (a request function or name) or cmd=..., not both or neither")
-        if self.cmd is not None:
+        if self.cmd is not None and self.scenario == WATCH:  # a command that talks to what it likes, watched
+            if not self.cmd.strip():
+                raise ExperimentSpecError("an empty command")
+        elif self.cmd is not None:
             fill(self.cmd, "http://127.0.0.1:1/", "127.0.0.1", 1)  # raises UsageError for a command without {url}
             if self.scenario not in (None, COMMAND):
                 raise ExperimentSpecError(f"scenario={self.scenario!r}: a cmd is judged by the {COMMAND} scenario")
@@ -121,10 +124,10 @@ class Experiment:
         """The result's name and file stem: ``name``, or ``SCENARIO-TARGET``."""
         if self.name:
             return self.name
-        if self.cmd is not None:
-            return COMMAND
         if self.pid is not None:
             return f"{WATCH}-{self.pid}"
+        if self.cmd is not None:
+            return f"{WATCH}-command" if self.scenario == WATCH else COMMAND
         return f"{self.scenario_name}-{file_label(self.target_name)}"
 
 
@@ -148,7 +151,7 @@ def run(experiment: Experiment, *, progress: Progress = lambda line: None,
     each carrying the partial result (``measured_so_far``).
     """
     settings = experiment.settings
-    if experiment.pid is not None:
+    if experiment.scenario_name == WATCH:
         return _watch(experiment, progress)
     client = None if experiment.cmd is not None else resolve(experiment.target, settings.delay,  # type: ignore[arg-type]
                                                               settings.idle_timeout)
@@ -202,8 +205,17 @@ def _measuring(result: ExperimentResult) -> Iterator[None]:
 def _watch(experiment: Experiment, progress: Progress) -> ExperimentResult:
     result = ExperimentResult(name=experiment.result_name, scenario=WATCH, target=experiment.target_name,
                               settings=experiment.settings.as_dict())
-    with _measuring(result):
-        watch(experiment.pid, experiment.settings, result, progress, experiment.expect)  # type: ignore[arg-type]
+    process = CommandProcess(experiment.cmd) if experiment.cmd is not None else None
+    try:
+        with _measuring(result):
+            if process is not None:
+                progress(f"started: {experiment.cmd} (pid {process.proc.pid})")
+            watch(process.proc.pid if process is not None else experiment.pid,  # type: ignore[arg-type]
+                  experiment.settings, result, progress, experiment.expect,
+                  ended=(lambda: process.proc.poll() is not None) if process is not None else (lambda: False))
+    finally:
+        if process is not None:
+            process.stop()
     return result
 
 

@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
         ([], "a command is needed"),
         (["run"], "run needs a TARGET or --cmd COMMAND"),
         (["run", "fixed", "--cmd", "curl {url}"], "run needs a TARGET or --cmd COMMAND"),
-        (["run", "--cmd", "curl http://example.com/"], "use {url}, or {host} and {port}"),
+        (["run", "--cmd", "   "], "an empty command"),
         (["run", "--cmd", "curl {url}", "--duration", "0"], "--duration: '0' must be > 0"),
         (["run", "fixed", "--max-churn", "1.5"], "--max-churn: '1.5' must be a fraction of requests, 0..1"),
     ],
     ids=["variant", "module", "function", "not-callable", "cycles", "delay", "period", "expect", "extra-max",
-         "command", "no-command", "run-nothing", "run-both", "cmd-no-placeholder", "duration", "max-churn"],
+         "command", "no-command", "run-nothing", "run-both", "cmd-empty", "duration", "max-churn"],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, needle, capsys):
     assert main(argv) == 2

@@ -76,3 +76,13 @@ def test_a_bash_loop_of_curl_is_a_plateau(start_slow_server, tmp_path):
 def test_a_bad_pid_is_one_line(capsys, pid, needle):
     assert main(["watch", "--pid", pid]) == 2
     assert capsys.readouterr().err == f"harness: error: {needle}\n"
+
+
+def test_a_command_without_url_is_watched(own_server, tmp_path, capsys):
+    """``run --cmd`` naming no slow server ({url}) talks to what it likes: it is watched."""
+    command = f"{sys.executable} {CLIENT} {own_server} leak {RUNS_S}"
+    assert main(["run", "--cmd", command, "--duration", WATCH_S, "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: growth" in out and f"{own_server[len('http://'):-1]}" in out, out
+    data = json.loads((tmp_path / "watch-command.json").read_text())
+    assert data["scenario"] == "watch" and data["target"] == command and data["verdict"] == "growth"

@@ -4,7 +4,7 @@ wiring (``Run``), and the typed result a scenario fills in.
 
 Never imports the scenarios, the runner, the report or a face.
 """
-from .command import CommandProcess, ServerInFlight, fill
+from .command import CommandProcess, ServerInFlight, fill, talks_to_the_server
 from .driver import Driver, InFlight
 from .result import (
     Churn,
@@ -26,5 +26,5 @@ from .schedule import Schedule, make_schedule
 __all__ = [
     "Churn", "CloseOnErrorFigures", "CommandFigures", "CommandProcess", "Driver", "ExperimentError",
     "ExperimentResult", "Figures", "HangFigures", "IdleFigures", "InFlight", "PersistentFigures", "Progress",
-    "RoundsFigures", "Run", "Schedule", "ServerInFlight", "StopAcceptingFigures", "Tally", "WatchFigures", "fill", "make_schedule",
+    "RoundsFigures", "Run", "Schedule", "ServerInFlight", "StopAcceptingFigures", "Tally", "WatchFigures", "fill", "make_schedule", "talks_to_the_server",
 ]

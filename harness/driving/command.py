@@ -26,6 +26,11 @@ TAIL_LINES = 20
 SHELL = shutil.which("bash") or "/bin/sh"  # bash where there is one: loops people paste are written for it
 
 
+def talks_to_the_server(template: str) -> bool:
+    """True when a command names the slow server (``{url}``, ``{host}``, ``{port}``)."""
+    return any(p in template for p in PLACEHOLDERS)
+
+
 def fill(template: str, url: str, host: str, port: int) -> str:
     """The command with its placeholders filled in; raises UsageError if it has none.
 

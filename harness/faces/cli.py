@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..clients import VARIANTS, TargetError, expectation
-from ..driving import ExperimentError
+from ..driving import ExperimentError, talks_to_the_server
 from ..judging import VERDICTS
 from ..options import (
     OPTIONS,
@@ -36,7 +36,7 @@ from ..options import (
 from ..report import comparison, draw, plain, write_json, write_session
 from ..report.text import figures_lines, outcome_lines, result_path_line, short_outcome, verdict_line
 from ..runner import Experiment
-from ..scenarios import SEED_PAIR, SEED_ROWS, default_expectation
+from ..scenarios import SEED_PAIR, SEED_ROWS, WATCH, default_expectation
 from ..server import ServerError
 from .common import complain, keep, run_and_write
 
@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a catalog name (see list), or package.module:function (one request to the URL given)")
     run.add_argument("--cmd", metavar="COMMAND",
                      help="judge a command instead, in any language: a shell command whose {url}, {host} and {port} "
-                          "are filled in; it runs until it ends or --duration runs out")
+                          "are filled in; it runs until it ends or --duration runs out. Without them it is watched "
+                          "as watch --pid is, against whatever it talks to")
     run.add_argument("--expect", choices=VERDICTS, help="exit 1 unless the verdict is this")
     run.add_argument("--json", metavar="FILE", type=argparse_type(output_file),
                      help="also write the result JSON to FILE (checked before the run starts)")
@@ -126,7 +127,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if (args.target is None) == (args.cmd is None):
         raise UsageError("run needs a TARGET or --cmd COMMAND (one of them)")
     json_path = Path(args.json) if args.json is not None else None
-    experiment = Experiment(args.target, cmd=args.cmd, settings=settings, expect=args.expect)
+    # a command that names no slow server talks to what it likes: it is watched, not driven
+    watched = args.cmd is not None and args.cmd.strip() != "" and not talks_to_the_server(args.cmd)
+    experiment = Experiment(args.target, cmd=args.cmd, settings=settings, expect=args.expect,
+                            scenario=WATCH if watched else None)
     if args.cmd is not None:
         _say(f"running command for at most {settings.duration} s, server delay {settings.delay} s: {args.cmd}")
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import psutil
 
@@ -40,15 +41,17 @@ def _held(pid: int) -> list[OwnedSocket]:
     return [s for s in held if s.local_port not in servers]
 
 
-def watch(pid: int, settings: Settings, result: ExperimentResult, progress: Progress, expect: str | None) -> None:
-    """Sample ``pid`` for ``settings.duration`` s; fill in ``result`` (growth when any
-    endpoint grows, plateau when every one is a plateau, else undecided)."""
+def watch(pid: int, settings: Settings, result: ExperimentResult, progress: Progress, expect: str | None,
+          ended: Callable[[], bool] = lambda: False) -> None:
+    """Sample ``pid`` for ``settings.duration`` s, or until ``ended()`` (a command the
+    harness started ends by itself); fill in ``result`` (growth when any endpoint
+    grows, plateau when every one is a plateau, else undecided)."""
     started = time.monotonic()
     rows: list[tuple[float, dict[str, int], int, int]] = []  # t, held by endpoint, ESTABLISHED, CLOSE_WAIT
     pause = threading.Event()
     next_progress = started + PROGRESS_EVERY_S
     try:
-        while True:
+        while not ended():
             now = time.monotonic()
             held = _held(pid)
             counts: dict[str, int] = {}
