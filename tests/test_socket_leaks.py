@@ -122,19 +122,27 @@ EXPECTED = {  # test: (failure, error at teardown)
 }
 
 
-@pytest.fixture(scope="module")
-def user_run(tmp_path_factory):
-    project = tmp_path_factory.mktemp("leaky_project")
+def run_user_project(project, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
     (project / "test_client.py").write_text(USER_TESTS)
     (project / "ignored_client.py").write_text(IGNORED_CLIENT)
     (project / "pytest.ini").write_text("[pytest]\nsocket_leaks_ignore =\n    module:ignored_client\n")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--socket-leaks",
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--socket-leaks", *extra,
                            "--junitxml=junit.xml", "-o", "junit_family=xunit1"], cwd=project, capture_output=True,
                           text=True, timeout=120)
     cases: dict = {}  # a test that fails and errors at teardown has two entries: one element with both
     for case in ET.parse(project / "junit.xml").getroot().iter("testcase"):
         merged = cases.setdefault(case.get("name"), ET.Element("testcase"))
         merged.extend(list(case))
+    return done, cases
+
+
+def outcomes(cases: dict) -> dict:
+    return {name: (case.find("failure") is not None, case.find("error") is not None) for name, case in cases.items()}
+
+
+@pytest.fixture(scope="module")
+def user_run(tmp_path_factory):
+    done, cases = run_user_project(tmp_path_factory.mktemp("leaky_project"))
     lines = {name: number for number, line in enumerate(USER_TESTS.splitlines(), start=1)
              for name in [*EXPECTED, "leak"] if line.endswith(f"# LINE {name}")}
     return done, cases, lines
@@ -142,9 +150,13 @@ def user_run(tmp_path_factory):
 
 def test_every_test_gets_the_outcome_it_should(user_run):
     done, cases, _ = user_run
-    outcomes = {name: (case.find("failure") is not None, case.find("error") is not None)
-                for name, case in cases.items()}
-    assert outcomes == EXPECTED, done.stdout[-4000:]
+    assert outcomes(cases) == EXPECTED, done.stdout[-4000:]
+
+
+def test_under_xdist_each_worker_checks_its_own_process(tmp_path):
+    done, cases = run_user_project(tmp_path, "-n", "2", "--basetemp", str(tmp_path / "basetemp"))
+    assert "2 workers" in done.stdout or "gw1" in done.stdout, done.stdout[-2000:]
+    assert outcomes(cases) == EXPECTED, done.stdout[-4000:]
 
 
 @pytest.mark.parametrize("name", ["test_leaks", "test_fails_for_another_reason"])
