@@ -126,7 +126,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if (args.target is None) == (args.cmd is None):
         raise UsageError("run needs a TARGET or --cmd COMMAND (one of them)")
-    json_path = Path(args.json) if args.json is not None else None
     # a command that names no slow server talks to what it likes: it is watched, not driven
     watched = args.cmd is not None and args.cmd.strip() != "" and not talks_to_the_server(args.cmd)
     experiment = Experiment(args.target, cmd=args.cmd, settings=settings, expect=args.expect,
@@ -135,30 +134,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(f"running command for at most {settings.duration} s, server delay {settings.delay} s: {args.cmd}")
     else:
         _say(f"running {args.target}: rounds of {settings.cycles} cycles, server delay {settings.delay} s")
-    result = run_and_write(experiment, settings.results_path, progress=lambda line: _say(f"  {line}"))
-    if json_path is not None:
-        keep(lambda: write_json(json_path, result.as_dict()), f"--json {json_path}", complain)
-    _say(verdict_line(result))
-    for line in figures_lines(result, settings.max_churn):
-        _say(line)
-    for line in outcome_lines(result, "at the end" if args.cmd is not None else "after the last round"):
-        _say(line)
-    _say(result_path_line(result, settings.results_path))
-    _say(draw([result], settings.results_path / f"{result.name}.png", result.target))
-    return 0 if result.passed else 1
+    return _judge(experiment, args.json, "at the end" if args.cmd is not None else "after the last round")
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings(args)
     experiment = Experiment(pid=args.pid, settings=settings, expect=args.expect)
     _say(f"watching pid {args.pid} for {settings.duration} s, a sample every {settings.sample_interval} s")
+    return _judge(experiment, args.json, "at the end")
+
+
+def _judge(experiment: Experiment, json_file: str | None, when: str) -> int:
+    """Run one experiment, keep its files, print its verdict and figures; the exit status."""
+    settings = experiment.settings
     result = run_and_write(experiment, settings.results_path, progress=lambda line: _say(f"  {line}"))
-    if args.json is not None:
-        keep(lambda: write_json(Path(args.json), result.as_dict()), f"--json {args.json}", complain)
+    if json_file is not None:
+        keep(lambda: write_json(Path(json_file), result.as_dict()), f"--json {json_file}", complain)
     _say(verdict_line(result))
-    for line in figures_lines(result, settings.max_churn):
-        _say(line)
-    for line in outcome_lines(result, "at the end"):
+    for line in [*figures_lines(result, settings.max_churn), *outcome_lines(result, when)]:
         _say(line)
     _say(result_path_line(result, settings.results_path))
     _say(draw([result], settings.results_path / f"{result.name}.png", result.target))
