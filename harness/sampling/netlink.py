@@ -10,6 +10,7 @@ bench`` (``sampler_ms``).
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import struct
@@ -77,8 +78,10 @@ def _request(family: int, packed: bytes, port: int, server_side: bool, seq: int,
     return _NLMSG.pack(_NLMSG.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
 
 
+@functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """True where sock_diag answers (Linux with netlink allowed)."""
+    """True where sock_diag answers (Linux with netlink allowed). Probed once a process:
+    the answer does not change, and a probe is a dump of its own."""
     if not sys.platform.startswith("linux"):
         return False
     try:
