@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from .judging import judge_runs
 from .options import OptionError
-from .sampling.owned import OwnedSocket, held_by, sockets_of
-from .sampling.sites import Site, site_for
+from .sampling.owned import OwnedSocket, held_by, received_bytes, sockets_of
+from .sampling.sites import Site, listened_ports, site_for
 
 # A client that closes a socket in a thread of its own (a pool's reaper, an event loop's callback) does so
 # a moment after the test returns; 0.5 s covers a loaded 2-core machine, and a clean test waits not at all.
@@ -95,7 +95,8 @@ class Leak:
 
 @dataclass
 class Check:
-    """One test's check: ``before`` taken when it starts, ``leaks`` after it ends."""
+    """One test's check: ``before`` taken when it starts (before its fixtures are set
+    up), ``leaks`` after it ends (after their teardown)."""
 
     ignore: Ignore = field(default_factory=Ignore)
     before: frozenset[tuple[str, str]] = frozenset()  # (local, remote) of what was held: a state may change
@@ -110,6 +111,18 @@ class Check:
         self.seconds += time.perf_counter() - started
         return self
 
+    def held_keys(self) -> frozenset[tuple[str, str]]:
+        """(local, remote) of every socket this process holds now (one dump)."""
+        started = time.perf_counter()
+        owned, _ = sockets_of()
+        self.seconds += time.perf_counter() - started
+        return frozenset((s.local, s.remote) for s in owned)
+
+    def keep_opened_since(self, earlier: frozenset[tuple[str, str]]) -> None:
+        """Count what was opened since ``earlier`` (``held_keys``) as held before: a module's
+        or a session's fixture set up for this test owns it, not the test."""
+        self.before = self.before | (self.held_keys() - earlier)
+
     def keep(self, leaks: Iterable[Leak]) -> None:
         """Count these as held before (a pool's own, found by the rounds)."""
         self.before = self.before | {(leak.socket.local, leak.socket.remote) for leak in leaks}
@@ -117,7 +130,7 @@ class Check:
     def held_now(self) -> list[Leak]:
         """The sockets held now and not before, not ignored (no settling)."""
         started = time.perf_counter()
-        found = [Leak(s, site_for(s.local)) for s in held_by(servers=self.servers) if (s.local, s.remote) not in self.before]
+        found = [Leak(s, site_for(s.local)) for s in held_by(servers=self.servers | listened_ports()) if (s.local, s.remote) not in self.before]
         self.seconds += time.perf_counter() - started
         return [leak for leak in found if not self.ignore.covers(leak.socket, leak.site)]
 
@@ -128,7 +141,7 @@ class Check:
         pause = threading.Event()
         end = time.monotonic() + SETTLE_S
         while True:
-            found = [Leak(s, site_for(s.local)) for s in held_by(servers=self.servers) if (s.local, s.remote) not in self.before]
+            found = [Leak(s, site_for(s.local)) for s in held_by(servers=self.servers | listened_ports()) if (s.local, s.remote) not in self.before]
             found = [leak for leak in found if not self.ignore.covers(leak.socket, leak.site)]
             if not found or time.monotonic() >= end:
                 break
@@ -140,19 +153,31 @@ class Check:
 def run_rounds(body: Callable[[], object], check: Check, rounds: int, first_done: bool = False
                ) -> tuple[str, str, list[Leak]]:
     """Run ``body`` ``rounds`` times (the first already, with ``first_done``), reading the
-    held sockets after each run; returns the verdict (``judge_runs``), its reason, and
-    the sockets that appeared after the first run."""
+    held sockets and their bytes received (tcp_info) after each run; returns the
+    verdict (``judge_runs``), its reason, and the sockets that appeared after the
+    first run. Costs two dumps a run."""
     counts: list[int] = []
     first: set = set()
+    seen: dict[str, tuple[int, int]] = {}  # local address -> (the run after which it was first held, bytes then)
+    readings: dict[str, int] | None = None
+    held: list[Leak] = []
     for run in range(rounds):
         if run or not first_done:
             body()
         held = check.held_now()
+        readings = received_bytes()
         counts.append(len(held))
+        for leak in held:
+            seen.setdefault(leak.socket.local, (run, readings.get(leak.socket.local, -1) if readings else -1))
         if run == 0:
             first = {leak.socket for leak in held}
-    verdict, reason = judge_runs(counts)
-    return verdict, reason, [leak for leak in check.held_now() if leak.socket not in first]
+    abandoned = None
+    if readings is not None:  # held since an earlier run, and not a byte received since
+        abandoned = sum(1 for leak in held
+                        if seen[leak.socket.local][0] < rounds - 1
+                        and 0 <= seen[leak.socket.local][1] == readings.get(leak.socket.local))
+    verdict, reason = judge_runs(counts, abandoned)
+    return verdict, reason, [leak for leak in held if leak.socket not in first]
 
 
 def describe(leaks: list[Leak]) -> str:

@@ -59,6 +59,14 @@ def test_leak_below_its_peak_in_flight_is_not_growth_yet():
     assert trend.verdict != GROWTH, trend.reason
 
 
+def test_a_plateau_without_peaks_does_not_speak_of_them():
+    # a watched process has no in-flight figure: its reason must not cite one
+    with_peaks = judge_series(TIMES, noisy([20] * len(TIMES)), [24] * len(TIMES))
+    without = judge_series(TIMES, noisy([20] * len(TIMES)))
+    assert with_peaks.verdict == without.verdict == PLATEAU
+    assert "beyond the peak in flight" in with_peaks.reason and "peak" not in without.reason, without.reason
+
+
 def test_rise_that_stopped_is_plateau():
     held = [10 if t < 4 else 16 for t in TIMES]  # one step up, then flat for two windows and more
     assert judge_series(TIMES, held).verdict == PLATEAU

@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Callable, Iterator
 
 import pytest
+from _pytest.runner import runtestprotocol  # pytest's own protocol, run unlogged (as pytest-rerunfailures does)
 
 from ..clients import TargetError
 from ..driving import ExperimentError, ExperimentResult
@@ -29,8 +30,9 @@ RESULTS_KEY = pytest.StashKey[list]()
 SERVERS_KEY = pytest.StashKey[list]()
 REPORT_KEY = pytest.StashKey[list]()
 IGNORE_KEY = pytest.StashKey[Ignore]()
-LEAKS_KEY = pytest.StashKey[tuple]()
+LEAKS_KEY = pytest.StashKey[Check]()
 LEAK_COSTS_KEY = pytest.StashKey[list]()
+CURRENT_KEY = pytest.StashKey[Check]()  # the check of the test running now
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "experiment: a measured experiment on a client variant (starts its own slow server)")
-    config.addinivalue_line("markers", "socket_leaks(ignore=[...]): fail this test if it leaves sockets held "
+    config.addinivalue_line("markers", "socket_leaks(rounds=1, ignore=[...]): fail this test if it leaves sockets held "
                                        "(as --socket-leaks does for every test)")
     try:
         config.stash[IGNORE_KEY] = Ignore.parse(config.getini("socket_leaks_ignore"), "socket_leaks_ignore (ini)")
@@ -87,14 +89,57 @@ def _leak_check_for(item: pytest.Item) -> Check | None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> None:
-    """The baseline when the test body starts: what fixtures opened in their setup is theirs
-    (a module's server, a session's client); what the body opens must be gone after teardown."""
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """A checked test runs pytest's own protocol unlogged, so a leak found after its
+    teardown can fail its call (also when it failed for another reason), then logs
+    its reports. The baseline is taken before its fixtures are set up: what a
+    function-scoped fixture opens must be gone after teardown too; what a wider
+    fixture set up on the way opens is that fixture's (``pytest_fixture_setup``)."""
     check = _leak_check_for(item)
-    if check is not None:
-        recording = sites.recording()
-        recording.__enter__()  # where each socket is opened, from the test's body to its teardown
-        item.stash[LEAKS_KEY] = (check.start(), recording)
+    if check is None:
+        return None
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    with sites.recording():  # where each socket is opened, from the test's setup to its teardown
+        item.stash[LEAKS_KEY] = check.start()
+        item.config.stash[CURRENT_KEY] = check
+        try:
+            reports = runtestprotocol(item, nextitem=nextitem, log=False)
+            leaks = check.leaks() if any(r.when == "call" for r in reports) and not check.reported else []
+        finally:
+            del item.stash[LEAKS_KEY]
+            del item.config.stash[CURRENT_KEY]
+    item.config.stash.setdefault(LEAK_COSTS_KEY, []).append(check.seconds)
+    for report in reports:
+        if report.when == "call" and leaks:
+            _fail_for_leaks(report, describe(leaks))
+        ihook.pytest_runtest_logreport(report=report)
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _fail_for_leaks(report: pytest.TestReport, text: str) -> None:
+    """The call fails with the leak; a call that failed already keeps its error and gets the leak beside it."""
+    if report.passed:
+        report.outcome, report.longrepr = "failed", text
+    elif hasattr(report.longrepr, "addsection"):  # in the failure's own text: terminal, junit-xml, xdist alike
+        report.longrepr.addsection("socket leak", text)
+    else:
+        report.longrepr = f"{report.longrepr}\n\n{text}"
+    report.socket_leak = True  # type: ignore[attr-defined]  # for whoever reads reports (xdist carries it)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest):
+    """A module's or a session's fixture set up during a checked test: its sockets are its own."""
+    check = request.config.stash.get(CURRENT_KEY, None) if fixturedef.scope != "function" else None
+    if check is None:
+        return (yield)
+    earlier = check.held_keys()
+    try:
+        return (yield)
+    finally:
+        check.keep_opened_since(earlier)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -102,36 +147,24 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     """``socket_leaks(rounds=N)``: the test body N times; growth from run to run fails it."""
     marker = pyfuncitem.get_closest_marker("socket_leaks")
     rounds = marker.kwargs.get("rounds", 1) if marker is not None else 1
-    pending = pyfuncitem.stash.get(LEAKS_KEY, None)
-    if pending is None or rounds == 1:
+    check = pyfuncitem.stash.get(LEAKS_KEY, None)
+    if check is None or rounds == 1:
         return (yield)
     if not isinstance(rounds, int) or isinstance(rounds, bool) or not 2 <= rounds <= 100:
         raise pytest.UsageError(f"@pytest.mark.socket_leaks(rounds={rounds!r}) on {pyfuncitem.name}: give 2 to 100")
     first = yield  # pytest's own call is the first run
     args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    verdict, reason, grown = run_rounds(lambda: pyfuncitem.obj(**args), pending[0], rounds, first_done=True)
+    verdict, reason, grown = run_rounds(lambda: pyfuncitem.obj(**args), check, rounds, first_done=True)
     if verdict == GROWTH:
-        pending[0].reported = True
+        check.reported = True
         pytest.fail(f"socket leak from run to run: {reason}\n" + describe(grown), pytrace=False)
-    pending[0].keep(pending[0].held_now())  # a plateau: what it holds is the pool's own, not a leak
+    check.keep(check.held_now())  # a plateau: what it holds is the pool's own, not a leak
     return first
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    pending = item.stash.get(LEAKS_KEY, None) if call.when == "teardown" else None
-    if pending is not None:  # after the teardown: what the test and its fixtures left held (also when it failed)
-        check, recording = item.stash[LEAKS_KEY]
-        del item.stash[LEAKS_KEY]
-        try:
-            leaks = check.leaks()
-        finally:
-            recording.__exit__(None, None, None)
-        item.config.stash.setdefault(LEAK_COSTS_KEY, []).append(check.seconds)
-        if leaks and not check.reported:
-            report.outcome = "failed"
-            report.longrepr = describe(leaks)
     if report.failed:
         for server in item.stash.get(SERVERS_KEY, []):
             report.sections.append((f"slow server pid {server.pid} stderr", server.stderr_text() or "(empty)"))
@@ -139,6 +172,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    worker_output = getattr(session.config, "workeroutput", None)  # a pytest-xdist worker: its controller sums up
+    if worker_output is not None:
+        worker_output["socket_leak_costs"] = session.config.stash.get(LEAK_COSTS_KEY, [])
     results = session.config.stash.get(RESULTS_KEY, [])
     if results:
         written: list = []
@@ -146,6 +182,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                                                   "experiments.png", "experiments of this run")),
              "the summary", written.append)
         session.config.stash[REPORT_KEY] = [f"table {written[0]}", written[1]] if len(written) == 2 else written
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist's controller: a worker's check costs join the session's."""
+    costs = getattr(node, "workeroutput", {}).get("socket_leak_costs")
+    if costs:
+        node.config.stash.setdefault(LEAK_COSTS_KEY, []).extend(costs)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

@@ -153,7 +153,8 @@ def judge_series(times: Sequence[float], held: Sequence[int],
                                    f"{per_minute}")
     stopped = floors[-1] <= max(floors[:-1]) and floors[-2] <= max(floors[:-2])
     if unexplained <= PLATEAU_MAX_RISE or stopped:
-        why = f"{unexplained:+d} beyond the peak in flight, within a pool's {PLATEAU_MAX_RISE}" \
+        beyond = " beyond the peak in flight" if peak is not None else ""  # a watched process has no such figure
+        why = f"{unexplained:+d}{beyond}, within a pool's {PLATEAU_MAX_RISE}" \
             if unexplained <= PLATEAU_MAX_RISE else "no longer rising"
         return _with(base, PLATEAU, f"kept sockets {path} over {WINDOWS} windows of {width:.2f} s{in_flight} ({why}); "
                                     f"{per_minute}")

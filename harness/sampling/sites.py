@@ -3,7 +3,8 @@
 variant's own line counts as such code), and the library call it made.
 
 ``recording()`` wraps ``socket.socket.connect`` and ``connect_ex`` while it is
-entered (nested entries share one wrapper). Each connect notes its site under
+entered (nested entries share one wrapper), and ``listen``, to know the ports of
+this process's own servers (``listened_ports``). Each connect notes its site under
 the socket's local address (``ip:port``, as ``owned.OwnedSocket.local``), so
 the sockets a sampler reads can be matched to it. Cost: ~10-30 us a connection
 (a walk of the caller's stack, classifying each file once).
@@ -96,6 +97,7 @@ def site_of_caller(depth: int = 2) -> Site | None:
 class _Recorder:
     def __init__(self) -> None:
         self.sites: dict[str, Site] = {}
+        self.listened: set[int] = set()  # ports this process listened on while recording
         self.lock = threading.Lock()
         self.depth = 0
         self.original: tuple | None = None
@@ -134,14 +136,26 @@ def _connect_ex(self: socket.socket, address) -> int:
         _RECORDER.note(self)
 
 
+def _listen(self: socket.socket, *backlog) -> None:
+    _RECORDER.original[2](self, *backlog)  # type: ignore[index]
+    try:
+        local = self.getsockname()
+    except OSError:
+        return
+    if isinstance(local, tuple):
+        with _RECORDER.lock:
+            _RECORDER.listened.add(local[1])
+
+
 @contextmanager
 def recording() -> Iterator[dict[str, Site]]:
     """Note the site of every TCP connect in this process while entered; yields the
     sites by local address (``ip:port``)."""
     with _RECORDER.lock:
         if _RECORDER.depth == 0:
-            _RECORDER.original = (socket.socket.connect, socket.socket.connect_ex)
+            _RECORDER.original = (socket.socket.connect, socket.socket.connect_ex, socket.socket.listen)
             socket.socket.connect, socket.socket.connect_ex = _connect, _connect_ex  # type: ignore[method-assign]
+            socket.socket.listen = _listen  # type: ignore[method-assign]
         _RECORDER.depth += 1
     try:
         yield _RECORDER.sites
@@ -149,8 +163,16 @@ def recording() -> Iterator[dict[str, Site]]:
         with _RECORDER.lock:
             _RECORDER.depth -= 1
             if _RECORDER.depth == 0 and _RECORDER.original is not None:
-                socket.socket.connect, socket.socket.connect_ex = _RECORDER.original  # type: ignore[method-assign]
+                (socket.socket.connect, socket.socket.connect_ex,  # type: ignore[method-assign]
+                 socket.socket.listen) = _RECORDER.original
                 _RECORDER.original = None
+                _RECORDER.listened.clear()  # a port once listened on may come back as a client's
+
+
+def listened_ports() -> set[int]:
+    """The ports this process has listened on while recording: an accepted socket's local port is one."""
+    with _RECORDER.lock:
+        return set(_RECORDER.listened)
 
 
 def site_for(local: str) -> Site | None:
