@@ -152,27 +152,44 @@ def _writable_place(path: Path, text: str) -> None:
         raise OptionError(f"{text!r}: cannot write in {str(base)!r}")
 
 
+def _shown(text: str, most: int = 60) -> str:
+    """A value as a message names it: repr, cut in the middle when long."""
+    shown = repr(text)
+    return shown if len(shown) <= most else f"{shown[:most // 2]}...{shown[-most // 2:]} ({len(text)} characters)"
+
+
+def _path_checked(text: str, check) -> str:
+    """Run ``check(path)``; a path the system refuses to look at (too long, a NUL byte,
+    a loop of links) is an OptionError naming it, never a traceback."""
+    if not str(text).strip():
+        raise OptionError("an empty path")
+    try:
+        check(Path(text))
+    except OptionError:
+        raise
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OptionError(f"{_shown(str(text))}: not a usable path ({reason})") from None
+    return str(text)
+
+
 def directory(text: str) -> str:
     """A folder results can be written to: it exists as a folder, or can be made
     (nothing is made here: checking has no side effect)."""
-    if not str(text).strip():
-        raise OptionError("an empty path")
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise OptionError(f"{text!r} is a file, not a folder")
-    _writable_place(path, str(text))
-    return str(text)
+    def check(path: Path) -> None:
+        if path.exists() and not path.is_dir():
+            raise OptionError(f"{text!r} is a file, not a folder")
+        _writable_place(path, str(text))
+    return _path_checked(text, check)
 
 
 def output_file(text: str) -> str:
     """A file that can be written: not a folder, in a folder that exists or can be made."""
-    if not str(text).strip():
-        raise OptionError("an empty path")
-    path = Path(text)
-    if path.is_dir():
-        raise OptionError(f"{text!r} is a folder, not a file")
-    _writable_place(path.parent if str(path.parent) else Path("."), str(text))
-    return str(text)
+    def check(path: Path) -> None:
+        if path.is_dir():
+            raise OptionError(f"{text!r} is a folder, not a file")
+        _writable_place(path.parent if str(path.parent) else Path("."), str(text))
+    return _path_checked(text, check)
 
 
 @dataclass(frozen=True)

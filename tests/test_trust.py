@@ -84,7 +84,13 @@ def test_a_base_exception_fails_its_own_request_only(tmp_path):
     (["--json", ""], "argument --json: an empty path"),
     (["--json", "{dir}"], "argument --json: '{dir}' is a folder, not a file"),
     (["--json", "{file}/x.json"], "argument --json: '{file}/x.json': '{file}' is a file, not a folder"),
-], ids=["results-dir-file", "results-dir-below-file", "json-empty", "json-folder", "json-below-file"])
+    # a name longer than the system allows (found by the fuzzer): named, shortened, never a traceback
+    (["--results-dir", "9" * 5000], "--results-dir: '99999999999999999999999999999...99999999999999999999999999999' "
+                                    "(5000 characters): not a usable path (File name too long)"),
+    (["--json", "9" * 5000], "argument --json: '99999999999999999999999999999...99999999999999999999999999999' "
+                             "(5000 characters): not a usable path (File name too long)"),
+], ids=["results-dir-file", "results-dir-below-file", "json-empty", "json-folder", "json-below-file",
+        "results-dir-too-long", "json-too-long"])
 def test_outputs_are_checked_before_anything_starts(tmp_path, capsys, argv, needle):
     (tmp_path / "a_file").write_text("")
     fill = {"file": str(tmp_path / "a_file"), "dir": str(tmp_path)}
