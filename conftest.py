@@ -1,5 +1,6 @@
 import os
 import shutil
+import sys
 import tempfile
 
 import psutil
@@ -10,26 +11,50 @@ from harness.server import STARTED
 
 # harness.faces.pytest_plugin is loaded through its pytest11 entry point (pip install -e .)
 
-# Hypothesis (tests/test_fuzz.py) writes caches under its home folder, .hypothesis in the working folder by
-# default: a folder of each session's own instead, made at configure and removed at unconfigure (which run
-# for every session, collect-only ones too).
+# Hypothesis (tests/test_fuzz.py) writes caches under its home folder, .hypothesis in the working folder by default:
+# a folder of each session's own instead, made at configure and removed at unconfigure (which run for every
+# session, collect-only ones too).
+# Python's bytecode cache for the processes the tests start (pytest-xdist's workers, ~150 harness runs): with
+# PYTHONDONTWRITEBYTECODE set (as on this machine) each compiled the harness and the test modules again, ~3 s of
+# CPU a worker, ~0.1 s a run. It goes in the virtual environment's own folder (pycache/, removed with it; nothing
+# in the source tree), or, outside a virtual environment, in a folder of the session's removed at the end.
 # A session nested in this process (tests/test_selection.py runs pytest.main) puts back the outer one's.
-HYPOTHESIS_HOME = pytest.StashKey[tuple]()
-STORAGE = "HYPOTHESIS_STORAGE_DIRECTORY"
+SCRATCH = pytest.StashKey[tuple]()
+ENVIRONMENT = ("HYPOTHESIS_STORAGE_DIRECTORY", "PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")
+
+
+def _bytecode_cache() -> tuple[str, bool]:
+    """(the folder, whether it is the session's own to remove)."""
+    if sys.prefix != sys.base_prefix:  # a virtual environment: ours to write in
+        folder = os.path.join(sys.prefix, "pycache")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return folder, False
+        except OSError:
+            pass
+    return tempfile.mkdtemp(prefix="harness-pycache-"), True
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[HYPOTHESIS_HOME] = (tempfile.mkdtemp(prefix="harness-hypothesis-"), os.environ.get(STORAGE))
-    os.environ[STORAGE] = config.stash[HYPOTHESIS_HOME][0]
+    before = {name: os.environ.get(name) for name in ENVIRONMENT}
+    hypothesis_home = tempfile.mkdtemp(prefix="harness-hypothesis-")
+    pycache, own = _bytecode_cache()
+    config.stash[SCRATCH] = (before, [hypothesis_home] + ([pycache] if own else []))
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = hypothesis_home
+    os.environ["PYTHONPYCACHEPREFIX"] = pycache
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    home, before = config.stash[HYPOTHESIS_HOME]
-    shutil.rmtree(home, ignore_errors=True)
-    if before is None:
-        os.environ.pop(STORAGE, None)
-    else:
-        os.environ[STORAGE] = before
+    before, made = config.stash[SCRATCH]
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,3 +68,10 @@ def _nothing_left_behind():
     if sockets:
         pytest.fail(f"{len(sockets)} sockets still open to experiment servers at the end of the session:\n"
                     + describe(sockets), pytrace=False)
+
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers a core (at least 2). An experiment spends most of its time waiting on its slow
+    server, so a core serves two; more, and the waits stretch (measured on 2 cores: 4 workers 68 s, 3 workers 74 s)."""
+    return max(2, 2 * (os.cpu_count() or 1))

@@ -20,4 +20,6 @@ def test_catalog(experiment, variant):
     if variant.name == "stdlib-faulty":
         # the documented shape: the server closed (urlopen asks it to), the client never did
         last = result.rounds[-1]
-        assert last["close_wait"] == last["residual"] > 0, result.explain()
+        # the server closes each connection right after its answer: one answered at the round's very end can be
+        # counted a moment before its FIN lands (1 of 52, seen with 4 workers on 2 cores); allow 2
+        assert last["residual"] > 0 and last["close_wait"] >= last["residual"] - 2, result.explain()

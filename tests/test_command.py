@@ -15,6 +15,7 @@ import pytest
 
 from tests.tools import tool
 
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = ROOT / "tests" / "programs"
 DURATION_S = 6  # 4.5 s judged after the warm-up: 5 windows of 0.9 s; ~10 samples/s with three runs at once
@@ -53,7 +54,8 @@ def judged(tmp_path_factory):
             for name in batch:
                 command, _, expect, _ = CASES[name]
                 args = [PY, "-m", "harness", "run", "--cmd", command, "--duration", str(DURATION_S),
-                        "--expect", expect, "--json", str(base / f"{name}.json"), "--results-dir", str(base / name)]
+                        "--expect", expect, "--json", str(base / f"{name}.json"), "--results-dir", str(base / name),
+                        "--plots", "off"]  # verdicts are tested here, pictures in tests/test_plots.py
                 procs[name] = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                text=True)
             for name in batch:

@@ -18,6 +18,7 @@ from .test_server import REQUEST_11, connect, read_response
 from .tools import run_harness
 from .waiting import wait_for
 
+
 ROOT = Path(__file__).resolve().parent.parent
 AT_ONCE = 4  # runs sharing the 2 cores: loaded, as a verdict must hold on a busy machine, yet each in time
 RUN_DEADLINE_S = 120

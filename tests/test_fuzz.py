@@ -109,7 +109,7 @@ def test_after_the_fuzzing_every_counter_settles(fuzz_server):
 VALUES = st.one_of(
     st.sampled_from(["", " ", "-1", "0", "1", "2", "0.5", "nan", "inf", "-inf", "1e999", "1e9", "9" * 5000,
                      " 3 ", "off", "none", "auto", "netlink", "psutil", "results", "/", "a\x00b", "\n", "3.0",
-                     "0x10", "1_000", "\u0661"]),
+                     "0x10", "1_000", "\u0661", "on", "yes", "no", "false", "On "]),
     st.text(max_size=12),
     st.floats().map(repr),
     st.integers().map(str),

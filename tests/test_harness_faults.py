@@ -5,7 +5,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from harness.runner import Experiment
 
 from .interrupting import interrupt, still_running
 from .waiting import wait_for
+from .tools import USER_PYTEST
 
 ROOT = Path(__file__).resolve().parent.parent
 DEATH_REPORTED_WITHIN_S = 2.0  # the promise; the watchdog looks every 0.1 s
@@ -99,7 +99,7 @@ def test_runs_too_long(leak_check):
 
 def test_pytest_timeout_leaves_no_process_and_no_socket(tmp_path):
     (tmp_path / "test_user.py").write_text(USER_TEST)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "timeout=3",
+    done = subprocess.run([*USER_PYTEST, "-o", "timeout=3",
                            "-o", "timeout_method=signal"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Timeout" in done.stdout, done.stdout[-3000:]
     data = json.loads((tmp_path / "results" / "too_long.json").read_text())

@@ -10,6 +10,7 @@ import pytest
 
 from .tools import run_harness
 
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEADLINE_S = 120  # nine runs of ~2.5 s each sharing 2 cores; generous for a slow CI machine
 

@@ -1,10 +1,13 @@
 """The pytest plugin in a user's own project: a fresh folder with no conftest,
 where only the installed package's pytest11 entry point can provide ``leak_check``."""
+import json
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+
+from .tools import USER_PYTEST
+
 
 USER_TESTS = '''
 import sys
@@ -99,8 +102,10 @@ EXPECTED = {  # test name: passed?
 def user_run(tmp_path_factory):
     project = tmp_path_factory.mktemp("user_project")
     (project / "test_my_client.py").write_text(USER_TESTS)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--junitxml=junit.xml",
-                           "-o", "junit_family=xunit1"], cwd=project, capture_output=True, text=True, timeout=180)
+    # under pytest-xdist, two workers: the session's summary and picture must still cover every experiment
+    done = subprocess.run([*USER_PYTEST, "--junitxml=junit.xml",
+                           "-o", "junit_family=xunit1", "-n", "2", "--basetemp", str(project / "basetemp")],
+                          cwd=project, capture_output=True, text=True, timeout=180)
     cases = {case.get("name"): case for case in ET.parse(project / "junit.xml").getroot().iter("testcase")}
     return project, done, cases
 
@@ -131,4 +136,9 @@ def test_results_are_written_in_the_user_project(user_run):
     project, _, _ = user_run
     for name in ("test_healthy_client", "test_leaky_client_gated", "test_command"):
         assert (project / "results" / f"{name}.json").is_file(), sorted(p.name for p in project.glob("results/*"))
+    # every experiment any worker ran is in the one summary, and in the one picture the controller drew
+    written = sorted(p.stem for p in (project / "results").glob("*.json") if p.name != "summary.json")
+    summary = json.loads((project / "results" / "summary.json").read_text())
+    assert sorted(e["name"] for e in summary["experiments"]) == written and len(written) >= 5, written
     assert (project / "results" / "summary.md").is_file()
+    assert sorted(p.name for p in (project / "results").glob("*.png")) == ["experiments.png"]

@@ -5,7 +5,6 @@ clean test pass; a test failing for another reason is still checked."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -15,6 +14,9 @@ from harness.sampling.owned import OwnedSocket
 from harness.sampling.sites import Site
 from harness.judging import GROWTH, PLATEAU, judge_runs
 from harness.socket_leaks import Ignore
+
+from .tools import USER_PYTEST
+
 
 USER_TESTS = '''
 import contextlib
@@ -187,7 +189,7 @@ def run_user_project(project, *extra: str) -> tuple[subprocess.CompletedProcess,
     (project / "test_client.py").write_text(USER_TESTS)
     (project / "ignored_client.py").write_text(IGNORED_CLIENT)
     (project / "pytest.ini").write_text("[pytest]\nsocket_leaks_ignore =\n    module:ignored_client\n")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--socket-leaks", *extra,
+    done = subprocess.run([*USER_PYTEST, "--socket-leaks", *extra,
                            "--junitxml=junit.xml", "-o", "junit_family=xunit1"], cwd=project, capture_output=True,
                           text=True, timeout=120)
     cases = {case.get("name"): case for case in ET.parse(project / "junit.xml").getroot().iter("testcase")}
@@ -261,7 +263,7 @@ def test_the_cost_is_reported(user_run):
 def test_a_bad_ignore_entry_is_one_line(tmp_path):
     (tmp_path / "pytest.ini").write_text("[pytest]\nsocket_leaks_ignore =\n    not an address\n")
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--socket-leaks"],
+    done = subprocess.run([*USER_PYTEST, "--socket-leaks"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 4 and "Traceback" not in done.stderr
     assert ("leak harness: socket_leaks_ignore (ini): 'not an address' is not a host, network, :port, "

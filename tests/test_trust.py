@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import harness.report.files
 from harness import Experiment, Settings, run
 from harness.faces.cli import main
 
-from .tools import run_harness
+from .tools import USER_PYTEST, run_harness
+
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEADLINE_S = 60  # four runs sharing 2 cores, each ends after its first round (~1 s)
@@ -160,7 +160,7 @@ def test_a_bad_value_names_where_it_came_from(monkeypatch, capsys, env, argv, ne
 def test_a_bad_ini_value_names_the_ini_key(tmp_path):
     (tmp_path / "pytest.ini").write_text("[pytest]\nleak_rounds = 1\n")
     (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=tmp_path,
+    done = subprocess.run([*USER_PYTEST], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60,
                           env={k: v for k, v in os.environ.items() if not k.startswith("LEAK_")})
     assert done.returncode == 4  # pytest's usage error

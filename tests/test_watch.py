@@ -33,12 +33,14 @@ def own_server():
         proc.wait(timeout=10)
 
 
-def watched(command: list[str], tmp_path: Path) -> tuple[int, str, dict]:
+def watched(command: list[str], tmp_path: Path, plots: bool = False) -> tuple[int, str, dict]:
+    """Watch the process ``command`` starts; its picture only with ``plots`` (a PNG costs ~0.7 s of CPU)."""
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() in ("started", "")
         done = subprocess.run([sys.executable, "-m", "harness", "watch", "--pid", str(proc.pid), "--duration", WATCH_S,
-                               "--json", str(tmp_path / "w.json"), "--results-dir", str(tmp_path)],
+                               "--json", str(tmp_path / "w.json"), "--results-dir", str(tmp_path),
+                               "--plots", "on" if plots else "off"],
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
     finally:
         proc.terminate()
@@ -48,11 +50,13 @@ def watched(command: list[str], tmp_path: Path) -> tuple[int, str, dict]:
 
 
 def test_a_leaking_process_is_growth(own_server, tmp_path):
-    status, out, data = watched([sys.executable, str(CLIENT), own_server, "leak", RUNS_S], tmp_path)
+    status, out, data = watched([sys.executable, str(CLIENT), own_server, "leak", RUNS_S], tmp_path, plots=True)
     endpoint = own_server[len("http://"):-1]
     assert status == 0 and data["verdict"] == "growth", out
     assert data["figures"]["endpoints"][endpoint]["verdict"] == "growth", out
     assert f"{endpoint}" in out and "watched" in out and (tmp_path / f"watch-{data['figures']['pid']}.csv").is_file()
+    picture = tmp_path / f"watch-{data['figures']['pid']}.png"
+    assert f"plot: {picture}" in out and picture.read_bytes().startswith(b"\x89PNG"), out
 
 
 def test_a_pooling_process_is_a_plateau(start_slow_server, tmp_path):

@@ -6,23 +6,25 @@ Every entry is a faulty or a fixed variant; its name starts with its library
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .aiohttp_variants import AiohttpFixed, AiohttpSessionPerRequest
 from .faulty import FaultyClient
 from .fixed import FixedClient
-from .httpx_variants import HttpxClientPerRequest, HttpxFixed, HttpxStreamNeverClosed
-from .requests_variants import RequestsStreamNeverClosed
-from .stdlib_variants import UrlopenClosed, UrlopenNeverClosed
 from .tuning import ClientTuning
-from .urllib3_variants import (
-    Urllib3Fixed,
-    Urllib3PoolPerRequest,
-    Urllib3StreamNeverReleased,
-)
 
 FAULTY, FIXED = "faulty", "fixed"
+
+
+def _imported(module: str, name: str) -> Callable[[ClientTuning], object]:
+    """A variant's maker whose module (and its library) is imported when first called:
+    a run of one variant, or ``harness list``, does not pay for every library (aiohttp
+    alone is ~0.1 s)."""
+    def make(tuning: ClientTuning) -> object:
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)(tuning)
+    make.__qualname__ = name
+    return make
 
 
 @dataclass(frozen=True)
@@ -45,26 +47,26 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("fixed", "requests", FIXED, "the seed's fixed client: one Session, 2 idle per host, 5 in all, idle timeout, "
             "close idle on error", FixedClient),
     Variant("requests-faulty-stream", "requests", FAULTY,
-            "one Session, stream=True responses never read or closed", RequestsStreamNeverClosed),
-    Variant("urllib3-faulty", "urllib3", FAULTY, "a new PoolManager per request, kept alive", Urllib3PoolPerRequest),
+            "one Session, stream=True responses never read or closed", _imported("requests_variants", "RequestsStreamNeverClosed")),
+    Variant("urllib3-faulty", "urllib3", FAULTY, "a new PoolManager per request, kept alive", _imported("urllib3_variants", "Urllib3PoolPerRequest")),
     Variant("urllib3-faulty-stream", "urllib3", FAULTY,
-            "one PoolManager, preload_content=False responses never released", Urllib3StreamNeverReleased),
+            "one PoolManager, preload_content=False responses never released", _imported("urllib3_variants", "Urllib3StreamNeverReleased")),
     Variant("urllib3-fixed", "urllib3", FIXED, "one PoolManager(num_pools, maxsize=2) with timeouts, cleared on error",
-            Urllib3Fixed),
-    Variant("httpx-faulty", "httpx", FAULTY, "a new httpx.Client per request, never closed", HttpxClientPerRequest),
+            _imported("urllib3_variants", "Urllib3Fixed")),
+    Variant("httpx-faulty", "httpx", FAULTY, "a new httpx.Client per request, never closed", _imported("httpx_variants", "HttpxClientPerRequest")),
     Variant("httpx-faulty-stream", "httpx", FAULTY, "one Client, stream=True responses never read or closed",
-            HttpxStreamNeverClosed),
+            _imported("httpx_variants", "HttpxStreamNeverClosed")),
     Variant("httpx-fixed", "httpx", FIXED,
-            "one Client, Limits(max_keepalive_connections=5, keepalive_expiry) and timeouts", HttpxFixed),
+            "one Client, Limits(max_keepalive_connections=5, keepalive_expiry) and timeouts", _imported("httpx_variants", "HttpxFixed")),
     Variant("aiohttp-faulty", "aiohttp", FAULTY, "a new ClientSession per request, never closed (async)",
-            AiohttpSessionPerRequest, is_async=True),
+            _imported("aiohttp_variants", "AiohttpSessionPerRequest"), is_async=True),
     Variant("aiohttp-fixed", "aiohttp", FIXED,
             "one ClientSession, TCPConnector(limit_per_host, keepalive_timeout), ClientTimeout (async)",
-            AiohttpFixed, is_async=True),
+            _imported("aiohttp_variants", "AiohttpFixed"), is_async=True),
     Variant("stdlib-faulty", "stdlib", FAULTY, "urllib.request.urlopen responses never closed (CLOSE_WAIT)",
-            UrlopenNeverClosed),
+            _imported("stdlib_variants", "UrlopenNeverClosed")),
     Variant("stdlib-fixed", "stdlib", FIXED, "with urlopen(url, timeout=...): read and closed, a connection each",
-            UrlopenClosed),
+            _imported("stdlib_variants", "UrlopenClosed")),
 )
 CATALOG: dict[str, Variant] = {v.name: v for v in VARIANTS}
 

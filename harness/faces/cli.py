@@ -33,7 +33,7 @@ from ..options import (
     positive_int,
     settings_from,
 )
-from ..report import comparison, draw, plain, write_json, write_session
+from ..report import PLOTS_OFF, comparison, draw, plain, write_json, write_session
 from ..report.text import figures_lines, outcome_lines, result_path_line, short_outcome, verdict_line
 from ..runner import Experiment
 from ..scenarios import SEED_PAIR, SEED_ROWS, WATCH, default_expectation
@@ -45,7 +45,7 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("experiment options (also LEAK_* environment variables)")
     for option in OPTIONS:
         group.add_argument(option.flag, dest=option.name, metavar=option.name.upper(), default=None,
-                           help=f"{option.help} (default {option.default}; env {option.env})")
+                           help=f"{option.help} (default {option.default_text}; env {option.env})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,7 +112,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         written: list = []
         if results:
             keep(lambda: written.extend(write_session(results, settings.results_path, "compare.png",
-                                                      "faulty and fixed, measured")), "the summary", complain)
+                                                      "faulty and fixed, measured", settings.plots)),
+                 "the summary", complain)
     _say("")
     _say(plain(comparison(results)))
     _say(f"{sum(r.passed for r in results)}/{len(results)} experiments passed in {time.monotonic() - started:.1f} s"
@@ -154,7 +155,7 @@ def _judge(experiment: Experiment, json_file: str | None, when: str) -> int:
     for line in [*figures_lines(result, settings.max_churn), *outcome_lines(result, when)]:
         _say(line)
     _say(result_path_line(result, settings.results_path))
-    _say(draw([result], settings.results_path / f"{result.name}.png", result.target))
+    _say(draw([result], settings.results_path / f"{result.name}.png", result.target) if settings.plots else PLOTS_OFF)
     return 0 if result.passed else 1
 
 

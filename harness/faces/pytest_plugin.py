@@ -8,6 +8,8 @@ variable is the fallback. Experiments run through the runner
 """
 from __future__ import annotations
 
+import base64
+import pickle
 import statistics
 from collections.abc import Callable, Iterator
 
@@ -18,7 +20,7 @@ from ..clients import TargetError
 from ..driving import ExperimentError, ExperimentResult
 from ..options import OPTIONS, OptionError, Settings, UsageError, override, settings_from
 from ..report import write_session
-from ..runner import Experiment, file_label
+from ..runner import Experiment, file_label, measured_so_far
 from ..sampling import choose_backend, sites
 from ..server import ServerError, ServerProcess, fault_args
 from ..judging import GROWTH
@@ -43,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="what the socket-leak check leaves alone, one a line: a host or network (10.0.0.0/8), "
                        ":PORT, HOST:PORT, or module:NAME (sockets opened there)")
     for option in OPTIONS:
-        help_text = f"{option.help} (default {option.default}; env {option.env})"
+        help_text = f"{option.help} (default {option.default_text}; env {option.env})"
         group.addoption(option.flag, dest="leak_" + option.name, default=None, metavar=option.name.upper(), help=help_text)
         parser.addini(option.ini, help=help_text, default=None)
 
@@ -75,7 +77,7 @@ def pytest_report_header(config: pytest.Config) -> str:
             f"seed={s.seed} rounds={s.rounds or 'auto'}..{s.max_rounds} budget={s.budget} sample-interval={s.sample_interval}s "
             f"idle-timeout={s.idle_timeout}s max-churn={s.max_churn if s.max_churn is not None else 'off'} "
             f"sampler={s.sampler}{'' if s.sampler != 'auto' else ' (' + choose_backend('auto').name + ')'} "
-            f"results-dir={s.results_dir}")
+            f"results-dir={s.results_dir} plots={'on' if s.plots else 'off'}")
 
 
 def _leak_check_for(item: pytest.Item) -> Check | None:
@@ -173,23 +175,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     worker_output = getattr(session.config, "workeroutput", None)  # a pytest-xdist worker: its controller sums up
-    if worker_output is not None:
-        worker_output["socket_leak_costs"] = session.config.stash.get(LEAK_COSTS_KEY, [])
     results = session.config.stash.get(RESULTS_KEY, [])
+    if worker_output is not None:  # each experiment's files are written already; the session's, once, by the controller
+        worker_output["socket_leak_costs"] = session.config.stash.get(LEAK_COSTS_KEY, [])
+        worker_output["leak_results"] = base64.b64encode(pickle.dumps(results)).decode("ascii")
+        return
     if results:
+        results.sort(key=lambda result: result.started_at)  # workers' results arrive as each worker ends
         written: list = []
-        keep(lambda: written.extend(write_session(results, session.config.stash[SETTINGS_KEY].results_path,
-                                                  "experiments.png", "experiments of this run")),
+        settings = session.config.stash[SETTINGS_KEY]
+        keep(lambda: written.extend(write_session(results, settings.results_path, "experiments.png",
+                                                  "experiments of this run", settings.plots)),
              "the summary", written.append)
         session.config.stash[REPORT_KEY] = [f"table {written[0]}", written[1]] if len(written) == 2 else written
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
-    """pytest-xdist's controller: a worker's check costs join the session's."""
-    costs = getattr(node, "workeroutput", {}).get("socket_leak_costs")
+    """pytest-xdist's controller: a worker's results and check costs join the session's,
+    so one summary and one picture cover every worker (a worker that crashed sends
+    none: its experiments' own files are on disk)."""
+    output = getattr(node, "workeroutput", {})
+    costs = output.get("socket_leak_costs")
     if costs:
         node.config.stash.setdefault(LEAK_COSTS_KEY, []).extend(costs)
+    packed = output.get("leak_results")
+    if packed:  # pickled by a worker of this same session and code
+        node.config.stash.setdefault(RESULTS_KEY, []).extend(pickle.loads(base64.b64decode(packed)))
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -267,8 +279,14 @@ def run_experiment(request: pytest.FixtureRequest, leak_settings: Settings,
 
     def run(experiment: Experiment) -> ExperimentResult:
         servers = request.node.stash.setdefault(SERVERS_KEY, [])
-        return record_experiment(run_and_write(experiment, experiment.settings.results_path,
-                                               on_server=servers.append))
+        try:
+            result = run_and_write(experiment, experiment.settings.results_path, on_server=servers.append)
+        except BaseException as exc:  # what it measured before it ended (incomplete) is in the summary too
+            partial = measured_so_far(exc)
+            if partial is not None:
+                record_experiment(partial)
+            raise
+        return record_experiment(result)
 
     return run
 

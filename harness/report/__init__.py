@@ -27,12 +27,16 @@ def draw(results: Sequence[ExperimentResult], path: Path, title: str) -> str:
     return f"no plot: {HOW_TO_GET_PLOTS}" if not plots_available() else "no plot: nothing was sampled"
 
 
-def write_session(results: Sequence[ExperimentResult], results_dir: Path, picture: str, title: str) -> tuple[Path, str]:
-    """The summary of several results (summary.md, summary.json) and their picture;
-    returns the table's path and the picture's line (``draw``)."""
+PLOTS_OFF = "no plot: plots are off (--plots off)"
+
+
+def write_session(results: Sequence[ExperimentResult], results_dir: Path, picture: str, title: str,
+                  plots: bool = True) -> tuple[Path, str]:
+    """The summary of several results (summary.md, summary.json) and, with ``plots``,
+    their picture; returns the table's path and the picture's line (``draw``)."""
     md, _ = write_summary(results, results_dir)
-    return md, draw(results, Path(results_dir) / picture, title)
+    return md, draw(results, Path(results_dir) / picture, title) if plots else PLOTS_OFF
 
 
-__all__ = ["HOW_TO_GET_PLOTS", "atomic_write", "comparison", "draw", "markdown", "plain", "plots_available",
+__all__ = ["HOW_TO_GET_PLOTS", "PLOTS_OFF", "atomic_write", "comparison", "draw", "markdown", "plain", "plots_available",
            "samples_csv", "write_json", "write_result", "write_session", "write_summary"]
