@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import platform
 import selectors
+import shutil
 import socket
 import statistics
 import struct
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,7 +41,8 @@ SERVER_DELAY_S = 2.0
 FD_MARGIN = 200  # descriptors this process needs besides the benchmark's sockets
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 RESPONSE_END = b"ok\n"
-GOALS = {"sampler_ms": {1_000: 2.0, 10_000: 25.0}, "p99_overhead_ms": {10_000: 100.0}, "verdict_s": 3.0}
+GOALS = {"sampler_ms": {1_000: 2.0, 10_000: 25.0}, "p99_overhead_ms": {10_000: 100.0}, "verdict_s": 3.0,
+         "sampler_vs_ss": 0.5, "sampler_vs_dump": 1.5, "server_vs_go_p99": 0.5}
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -51,11 +54,45 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     return round(statistics.median(times), 3)
 
 
-def bench_sampler(sizes: Sequence[int], say: Callable[[str], None]) -> dict:
-    """{backend: {sockets: median ms per sample}}; a size the fd limit cannot hold is left out."""
+PEER_ROUNDS = 3  # each size measured against its peers this many times, alternating: a median and a range
+
+
+def _sampler_peers(server: ServerProcess, counter: SocketCounter, say: Callable[[str], None]) -> dict:
+    """The netlink sampler against its peers on the same sockets, alternating, ``PEER_ROUNDS``
+    times: ``ss`` filtering them (a process, as a user runs it) and the kernel's bare
+    dump (the same filtered dump read without parsing: the floor). Median ms of each
+    per round, and the ratios sampler/peer (below 1: faster)."""
+    from .sampling import netlink
+
+    ss = shutil.which("ss")
+    rounds: dict = {"sampler_ms": [], "dump_ms": [], "ss_ms": []}
+    for _ in range(PEER_ROUNDS):
+        rounds["sampler_ms"].append(_median_ms(counter.snapshot, 20))
+        rounds["dump_ms"].append(_median_ms(lambda: netlink.bare_dump(server.host, server.port), 20))
+        if ss is not None:
+            rounds["ss_ms"].append(_median_ms(lambda: subprocess.run(
+                [ss, "-tan", "state", "all", f"dst {server.host}:{server.port}"], stdout=subprocess.DEVNULL,
+                check=True), 5))
+    out = {**rounds, "vs_dump": [round(a / b, 3) for a, b in zip(rounds["sampler_ms"], rounds["dump_ms"])],
+           "vs_ss": [round(a / b, 3) for a, b in zip(rounds["sampler_ms"], rounds["ss_ms"])]}
+    n = len(counter.snapshot().sockets)
+    say(f"  sampler vs peers at {n} sockets ({PEER_ROUNDS} rounds, same run): {_spread(out['vs_dump'])}x the bare "
+        f"dump" + (f", {_spread(out['vs_ss'])}x ss" if out["vs_ss"] else ", ss not installed"))
+    return out
+
+
+def _spread(values: Sequence[float]) -> str:
+    """``median (min-max)``."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def bench_sampler(sizes: Sequence[int], say: Callable[[str], None]) -> tuple[dict, dict]:
+    """({backend: {sockets: median ms per sample}}, {sockets: the netlink sampler against its
+    peers (``_sampler_peers``)}); a size the fd limit cannot hold is left out."""
     limit = raise_open_files_limit()
     backends = [name for name, backend in BACKENDS.items() if backend.available()]  # auto's choice first
     out: dict = {b: {} for b in backends}
+    peers: dict = {}
     for n in sizes:
         if n + FD_MARGIN > limit:
             say(f"  sampler at {n} sockets: skipped, the open-files limit is {limit}")
@@ -69,6 +106,9 @@ def bench_sampler(sizes: Sequence[int], say: Callable[[str], None]) -> dict:
                 deadline = time.monotonic() + 30  # the server accepts them in its own time
                 while (both_sides.snapshot().server_established or 0) < n and time.monotonic() < deadline:
                     time.sleep(0.05)  # polling the server's accept loop, bounded by the deadline
+                if "netlink" in backends:
+                    peers[n] = _sampler_peers(server, SocketCounter(server.host, server.port, server.own_ports,
+                                                                    "netlink"), say)
                 for backend in backends:
                     counter = SocketCounter(server.host, server.port, server.own_ports, backend)
                     repeats = 5 if backend == "psutil" and n >= 10_000 else 20
@@ -83,7 +123,7 @@ def bench_sampler(sizes: Sequence[int], say: Callable[[str], None]) -> dict:
                 for s in socks:  # reset, not closed: 10k TIME_WAITs would slow every later scan for 60 s
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     s.close()
-    return out
+    return out, peers
 
 
 def _hold(server: ServerProcess, n: int, timeout_s: float = 60.0) -> dict:
@@ -143,26 +183,93 @@ def _hold(server: ServerProcess, n: int, timeout_s: float = 60.0) -> dict:
     return {"latencies": latencies, "failures": failures, "rss_mb": rss_mb}
 
 
-def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float = SERVER_DELAY_S) -> dict:
-    """{connections: {p50_overhead_ms, p99_overhead_ms, max_overhead_ms, dropped, rss_mb}}."""
+def _overheads(figures: dict, n: int, delay: float) -> dict:
+    """{p50_overhead_ms, p99_overhead_ms, max_overhead_ms, dropped, rss_mb} of one ``_hold``."""
+    overheads = sorted((lat - delay) * 1000 for lat in figures["latencies"])
+    row = {"p50_overhead_ms": None, "p99_overhead_ms": None, "max_overhead_ms": None,
+           "dropped": n - len(overheads), "rss_mb": round(figures["rss_mb"], 1)}
+    if overheads:
+        row.update(p50_overhead_ms=round(statistics.median(overheads), 1),
+                   p99_overhead_ms=round(overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))], 1),
+                   max_overhead_ms=round(overheads[-1], 1))
+    return row
+
+
+SERVER_ROUNDS = 3  # each size, each server, this many times, alternating: a median and a range
+
+
+def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float = SERVER_DELAY_S,
+                 rounds: int = SERVER_ROUNDS, peers: Sequence[str] = ("aiohttp", "go")) -> dict:
+    """{connections: {the slow server's row (the round of median p99), "rounds": [rows],
+    "peers": {peer: [rows]}, "vs": {peer: {p50_ratio, p99_ratio: [per round]}}}}.
+
+    Every round holds ``n`` concurrent slow requests on the slow server and on each
+    peer (``harness.peers``) in turn, with the same client and delay; ratios are
+    ours over theirs (below 1: ours adds less). A peer that cannot run (no ``go``)
+    is left out and said so."""
+    from .peers import AiohttpPeer, GoPeer, build_go, peer_folder
+
     limit = raise_open_files_limit()
     out: dict = {}
-    for n in sizes:
-        if n + FD_MARGIN > limit:
-            say(f"  server at {n} connections: skipped, the open-files limit is {limit}")
-            continue
-        with ServerProcess(delay=delay, track_interval=3600) as server:
-            figures = _hold(server, n)
-        overheads = sorted((lat - delay) * 1000 for lat in figures["latencies"])
-        row = {"p50_overhead_ms": None, "p99_overhead_ms": None, "max_overhead_ms": None,
-               "dropped": n - len(overheads), "rss_mb": round(figures["rss_mb"], 1)}
-        if overheads:
-            row.update(p50_overhead_ms=round(statistics.median(overheads), 1),
-                       p99_overhead_ms=round(overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))], 1),
-                       max_overhead_ms=round(overheads[-1], 1))
-        out[n] = row
-        say(f"  server {n:>6} connections: p50 +{row['p50_overhead_ms']} ms, p99 +{row['p99_overhead_ms']} ms, "
-            f"max +{row['max_overhead_ms']} ms, dropped {row['dropped']}, RSS {row['rss_mb']} MB")
+    with peer_folder() as folder:
+        makers: dict[str, Callable[[], ServerProcess]] = {"ours": lambda: ServerProcess(delay=delay,
+                                                                                        track_interval=3600)}
+        if "aiohttp" in peers:
+            makers["aiohttp"] = lambda: AiohttpPeer(delay=delay)
+        if "go" in peers:
+            binary = build_go(folder)
+            if binary is None:
+                say("  server peers: go is not installed (apt-get install golang-go): no Go net/http beside ours")
+            else:
+                makers["go"] = lambda: GoPeer(delay=delay, binary=binary)
+        for n in sizes:
+            if n + FD_MARGIN > limit:
+                say(f"  server at {n} connections: skipped, the open-files limit is {limit}")
+                continue
+            rows: dict[str, list[dict]] = {name: [] for name in makers}
+            for _ in range(rounds):
+                for name, make in makers.items():
+                    with make() as server:
+                        rows[name].append(_overheads(_hold(server, n), n, delay))
+            ours = rows.pop("ours")
+            by_p99 = sorted(ours, key=lambda r: (r["p99_overhead_ms"] is None, r["p99_overhead_ms"] or 0))
+            row = {**by_p99[len(by_p99) // 2], "rounds": ours, "peers": rows, "vs": {}}
+            for name, theirs in rows.items():
+                row["vs"][name] = {f"{q}_ratio": [_ratio(a[f"{q}_overhead_ms"], b[f"{q}_overhead_ms"])
+                                                  for a, b in zip(ours, theirs)] for q in ("p50", "p99")}
+            out[n] = row
+            say(f"  server {n:>6} connections: p50 +{_spread([r['p50_overhead_ms'] or 0 for r in ours])} ms, "
+                f"p99 +{_spread([r['p99_overhead_ms'] or 0 for r in ours])} ms, dropped "
+                f"{max(r['dropped'] for r in ours)}, RSS {row['rss_mb']} MB ({rounds} rounds)")
+            for name, theirs in rows.items():
+                vs = row["vs"][name]
+                say(f"    vs {name:<7}: p50 +{_spread([r['p50_overhead_ms'] or 0 for r in theirs])} ms, p99 "
+                    f"+{_spread([r['p99_overhead_ms'] or 0 for r in theirs])} ms, dropped "
+                    f"{max(r['dropped'] for r in theirs)}, RSS {theirs[0]['rss_mb']} MB; ours/theirs "
+                    f"p50 {_spread_or_none(vs['p50_ratio'])}, p99 {_spread_or_none(vs['p99_ratio'])}")
+    return out
+
+
+def _ratio(ours: float | None, theirs: float | None) -> float | None:
+    """ours / theirs; None when either is missing, or theirs is not above 0.1 ms (no ratio to speak of)."""
+    if ours is None or theirs is None or theirs <= 0.1:
+        return None
+    return round(ours / theirs, 3)
+
+
+def _spread_or_none(values: Sequence[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    return _spread(known) if known else "-"
+
+
+def server_ratios(server: dict, peer: str) -> dict:
+    """{connections: {p50_ratio, p99_ratio}}: medians over the rounds, for bench.json."""
+    out = {}
+    for n, row in server.items():
+        vs = row.get("vs", {}).get(peer)
+        if vs:
+            out[n] = {key: (statistics.median([v for v in values if v is not None])
+                            if any(v is not None for v in values) else None) for key, values in vs.items()}
     return out
 
 
@@ -217,10 +324,15 @@ def run_bench(settings: Settings, parts: Sequence[str], say: Callable[[str], Non
                      "goals": GOALS}
     if "sampler" in parts:
         say("sampler: cost of one sample")
-        figures["sampler_ms"] = bench_sampler(SAMPLER_SOCKETS, say)
+        figures["sampler_ms"], peers = bench_sampler(SAMPLER_SOCKETS, say)
+        figures["sampler_peers"] = peers
+        figures["sampler_vs_dump"] = {n: statistics.median(p["vs_dump"]) for n, p in peers.items()}
+        figures["sampler_vs_ss"] = {n: statistics.median(p["vs_ss"]) for n, p in peers.items() if p["vs_ss"]}
     if "server" in parts:
         say(f"server: concurrent slow requests ({SERVER_DELAY_S} s delay)")
         figures["server"] = bench_server(SERVER_CONNECTIONS, say)
+        figures["server_vs_aiohttp"] = server_ratios(figures["server"], "aiohttp")
+        figures["server_vs_go"] = server_ratios(figures["server"], "go")
     if "sites" in parts:
         say("sites: what recording where each connection is opened costs")
         figures["sites"] = bench_sites(say)
@@ -229,6 +341,10 @@ def run_bench(settings: Settings, parts: Sequence[str], say: Callable[[str], Non
         figures["verdict_s"] = bench_verdicts(settings, say)
     path = write_json(settings.results_path / "bench.json", figures)
     return figures, path
+
+
+def _met(value: float, goal: float) -> str:
+    return "met" if value <= goal else "NOT met"
 
 
 def table(figures: dict) -> str:
@@ -246,6 +362,21 @@ def table(figures: dict) -> str:
         lines.append(f"server {int(n):>6} connections  p50 +{row['p50_overhead_ms']} ms  p99 +{p99} ms  "
                      f"dropped {row['dropped']}  RSS {row['rss_mb']} MB"
                      + (f"   goal p99 <= {goal} ms, none dropped: {'met' if met else 'NOT met'}" if goal else ""))
+    for n, peers in figures.get("sampler_peers", {}).items():
+        line = f"sampler netlink {int(n):>6} sockets  {_spread(peers['vs_dump'])}x the bare dump"
+        line += f" (goal <= {GOALS['sampler_vs_dump']}: {_met(statistics.median(peers['vs_dump']), GOALS['sampler_vs_dump'])})"
+        if peers["vs_ss"]:
+            line += (f", {_spread(peers['vs_ss'])}x ss (goal <= {GOALS['sampler_vs_ss']}: "
+                     f"{_met(statistics.median(peers['vs_ss']), GOALS['sampler_vs_ss'])})")
+        lines.append(line)
+    for peer in ("go", "aiohttp"):
+        for n, ratios in figures.get(f"server_vs_{peer}", {}).items():
+            p50, p99 = ratios["p50_ratio"], ratios["p99_ratio"]
+            goal = GOALS["server_vs_go_p99"] if peer == "go" else None
+            lines.append(f"server {int(n):>6} connections vs {peer}: ours/theirs p50 {p50}, p99 {p99}"
+                         + (f"   goal p99 <= {goal}, p50 <= 1: " + ("met" if p99 is not None and p99 <= goal and
+                                                                   p50 is not None and p50 <= 1 else "NOT met")
+                            if goal else ""))
     site_costs = figures.get("sites")
     if site_costs:
         lines.append(f"sites: a connect {statistics.median(site_costs['plain_us']):.1f} us, with its site recorded "

@@ -2,20 +2,30 @@
 to read; no time is asserted here)."""
 import json
 
-from harness.bench import bench_sampler, bench_server, table
+from harness.bench import bench_sampler, bench_server, server_ratios, table
 from harness.faces.cli import main
 
 
 def test_sampler_and_server_figures_at_small_sizes():
     lines = []
-    sampler = bench_sampler([20], lines.append)
+    sampler, peers = bench_sampler([20], lines.append)
     assert set(sampler) == {"netlink", "netlink+tcp_info", "psutil"} and all(20 in by_size for by_size in sampler.values())
-    server = bench_server([50], lines.append, delay=0.1)
+    # the sampler beside its peers, each round in the same run: ratios are ours over theirs
+    rounds = peers[20]
+    assert len(rounds["vs_dump"]) == len(rounds["vs_ss"]) == 3 and all(r > 0 for r in rounds["vs_dump"] + rounds["vs_ss"])
+    assert rounds["vs_ss"][0] == round(rounds["sampler_ms"][0] / rounds["ss_ms"][0], 3)
+    server = bench_server([50], lines.append, delay=0.1, rounds=2, peers=("aiohttp",))
     row = server[50]
     assert row["dropped"] == 0 and row["p50_overhead_ms"] is not None and row["rss_mb"] > 0
     assert row["p50_overhead_ms"] <= row["p99_overhead_ms"] <= row["max_overhead_ms"]
-    text = table({"sampler_ms": sampler, "server": server})
+    # the aiohttp.web peer held the same requests, each round beside ours
+    theirs = row["peers"]["aiohttp"]
+    assert len(theirs) == len(row["rounds"]) == 2 and all(r["dropped"] == 0 and r["rss_mb"] > 0 for r in theirs)
+    assert len(row["vs"]["aiohttp"]["p99_ratio"]) == 2
+    assert server_ratios(server, "aiohttp")[50].keys() == {"p50_ratio", "p99_ratio"}
+    text = table({"sampler_ms": sampler, "sampler_peers": peers, "server": server})
     assert "sampler netlink" in text and "server     50 connections" in text
+    assert "x the bare dump (goal <= 1.5: " in text and "x ss (goal <= 0.5: " in text
 
 
 def test_bad_part_is_one_line(capsys, tmp_path):
@@ -29,5 +39,6 @@ def test_bench_json_is_written(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "SAMPLER_SOCKETS", (10,))  # the real sizes take a minute; the file is the point
     assert main(["bench", "--only", "sampler", "--results-dir", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "bench.json").read_text())
-    assert set(data) >= {"sampler_ms", "machine", "goals"} and "10" in data["sampler_ms"]["netlink"]
+    assert set(data) >= {"sampler_ms", "sampler_vs_ss", "sampler_vs_dump", "machine", "goals"}
+    assert "10" in data["sampler_ms"]["netlink"] and data["sampler_vs_dump"]["10"] > 0
     assert f"figures: {tmp_path / 'bench.json'}" in capsys.readouterr().out

@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "scenarios": {"options", "server", "clients", "sampling", "judging", "driving"},
     "runner": {"options", "server", "clients", "sampling", "judging", "driving", "scenarios"},
     "report": {"sampling", "judging", "driving", "scenarios"},
-    "bench": {"limits", "options", "server", "clients", "sampling", "report", "runner", "scenarios"},
+    "peers": {"server"},  # other servers doing the slow server's job, for the bench to compare with
+    "bench": {"limits", "options", "server", "clients", "sampling", "report", "runner", "scenarios", "peers"},
     "socket_leaks": {"options", "sampling", "judging"},
     "faces": {"options", "server", "clients", "sampling", "judging", "driving", "scenarios", "runner", "report",
               "bench", "socket_leaks"},

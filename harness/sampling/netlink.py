@@ -114,6 +114,19 @@ def tcp_sockets(address: str, port: int, server_side: bool = False) -> tuple[lis
         sock.close()
 
 
+def bare_dump(address: str, port: int) -> int:
+    """The kernel's part of a sample alone, its floor: the same filtered dump as
+    ``tcp_sockets``, read to its end without parsing a socket. Returns the messages
+    read (sockets matched). For the bench."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = _open()
+    try:
+        sock.send(_request(family, socket.inet_pton(family, address), port, False, 4))
+        return sum(1 for _ in _messages(sock, 4))
+    finally:
+        sock.close()
+
+
 def _open() -> socket.socket:
     try:
         return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)

@@ -55,14 +55,17 @@ class ServerProcess:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    def start(self) -> ServerProcess:
-        cmd = [
+    def command(self) -> list[str]:
+        """The child's command line; it must print one JSON line with its ``port`` once listening."""
+        return [
             sys.executable, "-m", "harness.server",
             "--host", self.host, "--port", "0",
             "--delay", repr(self.delay), "--track-interval", repr(self.track_interval),
             *self.extra_args,
         ]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+    def start(self) -> ServerProcess:
+        self._proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         self.pid = self._proc.pid
         self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"server-{self.pid}-stderr", daemon=True)
         self._stderr_thread.start()
