@@ -20,6 +20,7 @@ import socket
 import statistics
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -285,7 +286,50 @@ def bench_verdicts(settings: Settings, say: Callable[[str], None]) -> dict:
     return out
 
 
-PARTS = ("sampler", "server", "verdict", "sites")
+PARTS = ("sampler", "server", "verdict", "sites", "watch")
+WATCH_SOCKETS = (10, 100, 1_000)
+HOLDER = """
+import socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+held = [socket.create_connection((host, port), timeout=30) for _ in range(n)]
+print("ready", flush=True)
+sys.stdin.read()  # until the bench closes our stdin
+"""
+
+
+def bench_watch(sizes: Sequence[int], say: Callable[[str], None], rounds: int = PEER_ROUNDS) -> dict:
+    """A watch sample (``watch --pid``: the sockets one process holds, by remote end)
+    of a process holding N sockets, against psutil reading the same process's
+    connections (what a Python user would call), alternating, ``rounds`` times:
+    {sockets: {sample_ms: [..], psutil_ms: [..], vs_psutil: [..]}}."""
+    from .sampling.owned import sockets_of
+
+    limit = raise_open_files_limit()
+    out: dict = {}
+    with ServerProcess(delay=SERVER_DELAY_S, track_interval=3600) as server:
+        for n in sizes:
+            if n + FD_MARGIN > limit:
+                say(f"  watch at {n} sockets: skipped, the open-files limit is {limit}")
+                continue
+            holder = subprocess.Popen([sys.executable, "-c", HOLDER, server.host, str(server.port), str(n)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                if holder.stdout.readline().strip() != "ready":  # its sockets are open: a line, not a pause
+                    raise RuntimeError(f"the process holding {n} sockets did not start")
+                process = psutil.Process(holder.pid)
+                row: dict = {"sample_ms": [], "psutil_ms": []}
+                for _ in range(rounds):
+                    row["sample_ms"].append(_median_ms(lambda: sockets_of(holder.pid), 20))
+                    row["psutil_ms"].append(_median_ms(lambda: process.net_connections(kind="tcp"), 5))
+                row["vs_psutil"] = [round(a / b, 3) for a, b in zip(row["sample_ms"], row["psutil_ms"])]
+                out[n] = row
+                say(f"  watch sample, a process holding {n:>5} sockets: {_spread(row['sample_ms'])} ms; "
+                    f"{_spread(row['vs_psutil'])}x psutil's ({_spread(row['psutil_ms'])} ms), same run")
+            finally:
+                holder.stdin.close()
+                holder.wait(timeout=10)
+                holder.stdout.close()
+    return out
 SITE_CONNECTIONS = 500  # connections per measurement: enough for a stable per-connection figure
 
 
@@ -336,6 +380,10 @@ def run_bench(settings: Settings, parts: Sequence[str], say: Callable[[str], Non
     if "sites" in parts:
         say("sites: what recording where each connection is opened costs")
         figures["sites"] = bench_sites(say)
+    if "watch" in parts:
+        say("watch: cost of one sample of a running process's sockets")
+        figures["watch"] = bench_watch(WATCH_SOCKETS, say)
+        figures["watch_vs_psutil"] = {n: statistics.median(r["vs_psutil"]) for n, r in figures["watch"].items()}
     if "verdict" in parts:
         say("verdict: time to a verdict per experiment")
         figures["verdict_s"] = bench_verdicts(settings, say)
@@ -377,6 +425,9 @@ def table(figures: dict) -> str:
                          + (f"   goal p99 <= {goal}, p50 <= 1: " + ("met" if p99 is not None and p99 <= goal and
                                                                    p50 is not None and p50 <= 1 else "NOT met")
                             if goal else ""))
+    for n, row in figures.get("watch", {}).items():
+        lines.append(f"watch sample, a process holding {int(n):>5} sockets  {_spread(row['sample_ms'])} ms, "
+                     f"{_spread(row['vs_psutil'])}x psutil's")
     site_costs = figures.get("sites")
     if site_costs:
         lines.append(f"sites: a connect {statistics.median(site_costs['plain_us']):.1f} us, with its site recorded "

@@ -156,7 +156,8 @@ def run(experiment: Experiment, *, progress: Progress = lambda line: None,
     client = None if experiment.cmd is not None else resolve(experiment.target, settings.delay,  # type: ignore[arg-type]
                                                               settings.idle_timeout)
     extra = fault_args(**experiment.faults)
-    servers = [ServerProcess(delay=settings.delay, host=host, extra_args=extra) for host in experiment.hosts]
+    servers = [ServerProcess(delay=settings.delay, host=host, extra_args=extra, loop=settings.server_loop)
+               for host in experiment.hosts]
     result = ExperimentResult(name=experiment.result_name, scenario=experiment.scenario_name,
                               target=experiment.target_name, settings=settings.as_dict())
     started = time.monotonic()

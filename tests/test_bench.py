@@ -2,7 +2,7 @@
 to read; no time is asserted here)."""
 import json
 
-from harness.bench import bench_sampler, bench_server, server_ratios, table
+from harness.bench import bench_sampler, bench_server, bench_watch, server_ratios, table
 from harness.faces.cli import main
 
 
@@ -28,9 +28,19 @@ def test_sampler_and_server_figures_at_small_sizes():
     assert "x the bare dump (goal <= 1.5: " in text and "x ss (goal <= 0.5: " in text
 
 
+def test_watch_sample_figures_beside_psutil():
+    lines = []
+    figures = bench_watch([5], lines.append, rounds=2)
+    row = figures[5]
+    assert len(row["sample_ms"]) == len(row["psutil_ms"]) == len(row["vs_psutil"]) == 2
+    assert row["vs_psutil"][0] == round(row["sample_ms"][0] / row["psutil_ms"][0], 3)
+    assert "watch sample, a process holding     5 sockets" in table({"watch": figures})
+
+
 def test_bad_part_is_one_line(capsys, tmp_path):
     assert main(["bench", "--only", "sampler,warp", "--results-dir", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == "harness: error: --only 'sampler,warp': parts are sampler, server, verdict, sites"
+    assert capsys.readouterr().err.strip() == ("harness: error: --only 'sampler,warp': parts are sampler, server, "
+                                               "verdict, sites, watch")
 
 
 def test_bench_json_is_written(tmp_path, capsys, monkeypatch):

@@ -68,7 +68,10 @@ def test_without_tcp_info_the_exact_check_is_off_and_says_why(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "exact check off: the psutil sampler cannot read tcp_info (netlink can); judged by rounds alone" in out
     data = json.loads((tmp_path / "tcp_count-fixed.json").read_text())
-    assert len(data["rounds"]) == 3 and data["judgement"]["sweeps"] is None  # judged as before: 3 rounds
+    # judged as before, by rounds alone: 3 at least. Under load the trend can still be undecided after 3 (the fixed
+    # client's idle reaper racing a slow psutil scan: residuals 0, 0, 2 in 3 of 15 loaded soak runs), and a 4th
+    # round is the rule's own answer to that
+    assert len(data["rounds"]) >= 3 and data["judgement"]["sweeps"] is None, data["rounds"]
     assert data["figures"]["abandoned"] is None
 
 

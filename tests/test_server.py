@@ -12,6 +12,7 @@ from harness.server import ServerProcess
 from harness.server.main import main as server_main
 
 from .waiting import wait_for
+from .server_loops import start_slow_server  # noqa: F401  (each test on every event loop)
 
 REQUEST_11 = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 

@@ -7,6 +7,7 @@ from harness.faces.pytest_plugin import SERVERS_KEY
 
 from .test_server import REQUEST_11, connect, read_response
 from .waiting import wait_for
+from .server_loops import start_slow_server  # noqa: F401  (each test on every event loop)
 
 
 @pytest.fixture(autouse=True)

@@ -222,8 +222,9 @@ def leak_settings(pytestconfig: pytest.Config) -> Settings:
 
 @pytest.fixture
 def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -> Iterator[Callable[..., ServerProcess]]:
-    """Factory: ``start_slow_server(delay=None, host="127.0.0.1", header_timeout=None, **faults)``
-    starts a fresh server (``header_timeout``: seconds, ``--header-timeout``).
+    """Factory: ``start_slow_server(delay=None, host="127.0.0.1", header_timeout=None, loop=None, **faults)``
+    starts a fresh server (``header_timeout``: seconds, ``--header-timeout``; ``loop``: its
+    event loop, ``--server-loop`` by default).
 
     ``faults``: ``fault`` (a name in ``harness.server.FAULTS``) and the knobs of
     ``harness.server.KNOBS`` (``every``, ``idle_close``, ``stop_accepting_after``).
@@ -233,9 +234,10 @@ def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -
     started: list[ServerProcess] = request.node.stash.setdefault(SERVERS_KEY, [])
 
     def start(delay: float | None = None, host: str = "127.0.0.1", header_timeout: float | None = None,
-              **faults) -> ServerProcess:
+              loop: str | None = None, **faults) -> ServerProcess:
         extra = fault_args(**faults) + (("--header-timeout", str(header_timeout)) if header_timeout else ())
-        server = ServerProcess(delay=leak_settings.delay if delay is None else delay, host=host, extra_args=extra)
+        server = ServerProcess(delay=leak_settings.delay if delay is None else delay, host=host, extra_args=extra,
+                               loop=loop or leak_settings.server_loop)
         started.append(server)
         return server.start()
 

@@ -69,8 +69,15 @@ def _inodes(pid: int) -> set[int]:
     return found
 
 
-def _netlink(pid: int) -> tuple[list[OwnedSocket], set[int]]:
-    inodes = _inodes(pid)
+def _netlink(pids: tuple[int, ...]) -> tuple[list[OwnedSocket], set[int]]:
+    """One dump per address family, whatever the number of processes (each dump walks the
+    kernel's whole table). A process after the first that ended meanwhile is skipped."""
+    inodes = _inodes(pids[0])
+    for pid in pids[1:]:
+        try:
+            inodes |= _inodes(pid)
+        except OSError:
+            continue
     mask = sum(1 << _STATE_NUMBER[name] for name in (*HELD, "LISTEN"))
     owned, listening = [], set()
     for family in (socket.AF_INET, socket.AF_INET6):
@@ -111,17 +118,26 @@ def _psutil(pid: int) -> tuple[list[OwnedSocket], set[int]]:
             {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN})
 
 
-def sockets_of(pid: int | None = None) -> tuple[list[OwnedSocket], set[int]]:
-    """(every TCP socket ``pid`` holds: ESTABLISHED, CLOSE_WAIT, SYN_SENT, to any remote
-    address; the ports it listens on). Raises ProcessLookupError for a pid that does
-    not exist and PermissionError for one this user may not inspect."""
+def sockets_of(pid: int | None = None, others: tuple[int, ...] = ()) -> tuple[list[OwnedSocket], set[int]]:
+    """(every TCP socket ``pid`` holds, and ``others`` (its children, say) with it:
+    ESTABLISHED, CLOSE_WAIT, SYN_SENT, to any remote address; the ports they listen
+    on). Raises ProcessLookupError for a ``pid`` that does not exist and
+    PermissionError for one this user may not inspect; one of ``others`` that ended
+    meanwhile is left out. netlink: one dump per address family for all of them."""
     pid = os.getpid() if pid is None else pid
     if not psutil.pid_exists(pid):
         raise ProcessLookupError(f"no process {pid}")
     try:
         if netlink.available():
-            return _netlink(pid)
-        return _psutil(pid)
+            return _netlink((pid, *others))
+        owned, listening = _psutil(pid)
+        for other in others:
+            try:
+                more, ports = _psutil(other)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            owned, listening = owned + more, listening | ports
+        return owned, listening
     except (FileNotFoundError, psutil.NoSuchProcess):
         raise ProcessLookupError(f"no process {pid}") from None
     except psutil.AccessDenied:

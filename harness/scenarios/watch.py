@@ -28,16 +28,7 @@ def _held(pid: int) -> list[OwnedSocket]:
         children = [c.pid for c in psutil.Process(pid).children(recursive=True)]
     except psutil.NoSuchProcess:
         raise ExperimentError(f"process {pid} ended while it was watched") from None
-    held, servers = [], set()
-    for one in (pid, *children):
-        try:
-            owned, listening = sockets_of(one)
-        except (ProcessLookupError, PermissionError):
-            if one == pid:
-                raise
-            continue
-        held += owned
-        servers |= listening
+    held, servers = sockets_of(pid, tuple(children))  # one dump for the whole tree
     return [s for s in held if s.local_port not in servers]
 
 

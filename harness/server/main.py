@@ -33,6 +33,7 @@ from ..options import (
     port,
     positive_float,
 )
+from ..options import SERVER_LOOPS as LOOPS
 from .faults import FAULT_FLAG, FAULTS, KNOBS, Faults, fault_help
 from .protocol import HEADER_TIMEOUT_S, SlowServer
 
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                         default=HEADER_TIMEOUT_S, metavar="S",
                         help=f"close a connection that has not sent a whole request head S seconds after it "
                              f"opened or began its request: 408 if it sent part of one (default {HEADER_TIMEOUT_S:g})")
+    parser.add_argument("--loop", choices=LOOPS, default="auto",
+                        help="the event loop: auto (uvloop where installed, else asyncio's own; the default), "
+                             "asyncio, or uvloop (pip install uvloop)")
     group = parser.add_argument_group("faults (on purpose)")
     group.add_argument(FAULT_FLAG, choices=[f.name for f in FAULTS], help=fault_help())
     for knob in KNOBS:
@@ -99,11 +103,27 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
+def _run(coroutine, loop: str):
+    """Run ``coroutine`` on the event loop asked for (``--loop``)."""
+    if loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                coroutine.close()
+                raise UsageError("--loop uvloop: uvloop is not installed (pip install uvloop)") from None
+        else:
+            return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         raise_open_files_limit()
-        return asyncio.run(serve(args))
+        return _run(serve(args), args.loop)
     except UsageError as exc:
         print(f"harness.server: error: {exc}", file=sys.stderr)
         return 2

@@ -40,6 +40,7 @@ class ServerProcess:
     host: str = "127.0.0.1"
     track_interval: float = 5.0
     extra_args: tuple[str, ...] = ()
+    loop: str = "auto"  # the server's event loop (--loop): uvloop where installed
     port: int = 0
     pid: int = 0
     own_ports: set[int] = field(default_factory=set)
@@ -60,7 +61,7 @@ class ServerProcess:
         return [
             sys.executable, "-m", "harness.server",
             "--host", self.host, "--port", "0",
-            "--delay", repr(self.delay), "--track-interval", repr(self.track_interval),
+            "--delay", repr(self.delay), "--track-interval", repr(self.track_interval), "--loop", self.loop,
             *self.extra_args,
         ]
 
