@@ -94,3 +94,13 @@ def test_command_that_never_reaches_the_server_exits_3_with_its_stderr(tmp_path)
     assert "no such host" in done.stderr
     saved = json.loads((tmp_path / "command.json").read_text())
     assert saved["complete"] is False and "made no request" in saved["error"]
+
+
+def test_the_console_script_is_python_m_harness():
+    """``pip install`` puts ``tcp-leaks`` beside the interpreter: the same commands, its own name in its usage."""
+    script = Path(sys.executable).with_name("tcp-leaks")
+    listed = subprocess.run([str(script), "list"], capture_output=True, text=True, timeout=60)
+    module = subprocess.run([sys.executable, "-m", "harness", "list"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == module.returncode == 0 and listed.stdout == module.stdout, listed.stderr
+    usage = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert usage.stdout.startswith("usage: tcp-leaks "), usage.stdout[:200]

@@ -48,9 +48,9 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
                            help=f"{option.help} (default {option.default_text}; env {option.env})")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m harness") -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m harness",
+        prog=prog,
         description="Reproduce, measure and gate TCP connection leaks in HTTP clients.",
         epilog="exit status: 0 verdict as expected, 1 not as expected, 2 bad usage, "
                "3 nothing could be measured, 130 interrupted (results kept, marked incomplete)",
@@ -186,12 +186,20 @@ def _terminate_as_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+SCRIPT = "tcp-leaks"  # the console script pip installs: the same as python -m harness
+
+
+def script() -> int:
+    """``tcp-leaks ...``: the console script's entry point."""
+    return main(prog=SCRIPT)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m harness") -> int:
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # clean up (servers, results) on SIGTERM too
     # started from a background job, SIGINT arrives ignored and Python leaves it so: take it back,
     # so that ^C or kill -INT always stops the run cleanly
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    parser = build_parser()
+    parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
         if args.command is None:

@@ -21,10 +21,34 @@ from ..sampling import Sample
 SAMPLE_COLUMNS = [f.name for f in fields(Sample)]
 
 
+def process_umask() -> int:
+    """This process's umask, read without changing it (Linux: /proc/self/status); elsewhere
+    set and put back at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def shareable(fd: int) -> None:
+    """Give a file made by ``mkstemp`` (0600) the mode a plain ``open`` would: 0666 less the
+    umask (0644 by default), so a CI job run as another user can upload it."""
+    os.fchmod(fd, 0o666 & ~process_umask())
+
+
 def atomic_write(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename:
+    a reader sees the old file or the new one, never a part. Mode as ``open`` would give."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        shareable(fd)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..driving import ExperimentResult
+from .files import shareable
 
 HOW_TO_GET_PLOTS = "plots need matplotlib: pip install 'tcp-leak-harness[plots]' (or pip install matplotlib)"
 _VARIANT = re.compile(r"-(faulty|fixed)(?=$|-)")
@@ -102,6 +103,7 @@ def write_plot(results: Sequence[ExperimentResult], path: Path, title: str = "")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+        shareable(fd)
         os.close(fd)
         try:
             fig.savefig(tmp, dpi=90)
