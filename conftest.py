@@ -64,7 +64,7 @@ def _nothing_left_behind():
     yield
     left = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
     assert not left, "processes left running: " + ", ".join(f"{p.pid} {' '.join(p.cmdline())}" for p in left)
-    sockets = settle({port for _, port in STARTED})
+    sockets = settle(set(STARTED))
     if sockets:
         pytest.fail(f"{len(sockets)} sockets still open to experiment servers at the end of the session:\n"
                     + describe(sockets), pytrace=False)

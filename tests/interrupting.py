@@ -19,7 +19,7 @@ class Interrupted:
     status: int | None
     stderr: str
     children: list  # psutil.Process of every descendant, taken just before the signal
-    ports: set  # remote ports of its TCP sockets then: the experiment servers'
+    servers: set  # (address, port) of the remote ends of its TCP sockets then: the experiment servers
 
 
 def interrupt(args: list[str], when: Callable[[list[str]], bool], sig: signal.Signals) -> Interrupted:
@@ -35,7 +35,7 @@ def interrupt(args: list[str], when: Callable[[list[str]], bool], sig: signal.Si
                 break
         me = psutil.Process(proc.pid)
         children = me.children(recursive=True)
-        ports = {c.raddr.port for c in me.net_connections(kind="tcp") if c.raddr}
+        servers = {(c.raddr.ip, c.raddr.port) for c in me.net_connections(kind="tcp") if c.raddr}
         proc.send_signal(sig)
         status = proc.wait(timeout=EXIT_DEADLINE_S)
     finally:
@@ -45,7 +45,7 @@ def interrupt(args: list[str], when: Callable[[list[str]], bool], sig: signal.Si
         proc.stdout.close()
         stderr = proc.stderr.read()
         proc.stderr.close()
-    return Interrupted(status, stderr, children, ports)
+    return Interrupted(status, stderr, children, servers)
 
 
 def still_running(children: list) -> list:

@@ -76,8 +76,8 @@ def test_interrupted_compare_leaves_nothing_behind(sig, tmp_path):
     incomplete = [json.loads(p.read_text()) for p in tmp_path.glob("*-*.json")]
     assert any(d["complete"] is False for d in incomplete)
     # the process is gone; what it held died with it, and the servers with theirs: nothing on those ports
-    assert not [c for c in psutil.net_connections(kind="tcp")
-                if c.raddr and c.raddr.port in done.ports and c.status in ("ESTABLISHED", "CLOSE_WAIT")]
+    assert not [c for c in psutil.net_connections(kind="tcp")  # address and port: other workers' servers run too
+                if c.raddr and (c.raddr.ip, c.raddr.port) in done.servers and c.status in ("ESTABLISHED", "CLOSE_WAIT")]
 
 
 USER_TEST = '''
@@ -104,10 +104,11 @@ def test_pytest_timeout_leaves_no_process_and_no_socket(tmp_path):
     assert done.returncode == 1 and "Timeout" in done.stdout, done.stdout[-3000:]
     data = json.loads((tmp_path / "results" / "too_long.json").read_text())
     assert data["complete"] is False and data["samples"], data["error"]
-    server_pid, port = data["server"]["pid"], data["server"]["port"]
+    server_pid, host, port = data["server"]["pid"], data["server"]["host"], data["server"]["port"]
     assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
+    # its address and port both: another worker's server on 127.0.0.4 may have the same port number (seen in a soak)
     assert not [c for c in psutil.net_connections(kind="tcp")
-                if c.raddr and c.raddr.port == port and c.status in ("ESTABLISHED", "CLOSE_WAIT")]
+                if c.raddr and (c.raddr.ip, c.raddr.port) == (host, port) and c.status in ("ESTABLISHED", "CLOSE_WAIT")]
 
 
 def test_leftover_sockets_are_found_and_named(start_slow_server):
@@ -116,9 +117,9 @@ def test_leftover_sockets_are_found_and_named(start_slow_server):
     server = start_slow_server(delay=0.05)
     forgotten = socket.create_connection((server.host, server.port), timeout=5)
     try:
-        left = settle({server.port}, deadline_s=0.3)  # it stays open: the wait runs out
+        left = settle({(server.host, server.port)}, deadline_s=0.3)  # it stays open: the wait runs out
         assert [c.laddr.port for c in left] == [forgotten.getsockname()[1]]
         assert f"-> {server.host}:{server.port} ESTABLISHED" in describe(left)
     finally:
         forgotten.close()
-    assert settle({server.port}) == []
+    assert settle({(server.host, server.port)}) == []
