@@ -75,3 +75,17 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: two workers a core (at least 2). An experiment spends most of its time waiting on its slow
     server, so a core serves two; more, and the waits stretch (measured on 2 cores: 4 workers 68 s, 3 workers 74 s)."""
     return max(2, 2 * (os.cpu_count() or 1))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile`` for tests/ (several modules run a batch once in a module fixture, so a module stays on
+    one worker), each experiment on its own for experiments/ (no module state: whichever worker is free)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ExperimentsApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith("experiments/") else nodeid.split("::", 1)[0]
+
+    return ExperimentsApart(config, log)
