@@ -127,12 +127,18 @@ class Check:
         """Count these as held before (a pool's own, found by the rounds)."""
         self.before = self.before | {(leak.socket.local, leak.socket.remote) for leak in leaks}
 
+    def _found(self) -> list[Leak]:
+        """The sockets held now and not before, not ignored (one dump)."""
+        found = [Leak(s, site_for(s.local)) for s in held_by(servers=self.servers | listened_ports())
+                 if (s.local, s.remote) not in self.before]
+        return [leak for leak in found if not self.ignore.covers(leak.socket, leak.site)]
+
     def held_now(self) -> list[Leak]:
         """The sockets held now and not before, not ignored (no settling)."""
         started = time.perf_counter()
-        found = [Leak(s, site_for(s.local)) for s in held_by(servers=self.servers | listened_ports()) if (s.local, s.remote) not in self.before]
+        found = self._found()
         self.seconds += time.perf_counter() - started
-        return [leak for leak in found if not self.ignore.covers(leak.socket, leak.site)]
+        return found
 
     def leaks(self) -> list[Leak]:
         """The sockets held now and not before, not ignored, after at most SETTLE_S s of
@@ -141,8 +147,7 @@ class Check:
         pause = threading.Event()
         end = time.monotonic() + SETTLE_S
         while True:
-            found = [Leak(s, site_for(s.local)) for s in held_by(servers=self.servers | listened_ports()) if (s.local, s.remote) not in self.before]
-            found = [leak for leak in found if not self.ignore.covers(leak.socket, leak.site)]
+            found = self._found()
             if not found or time.monotonic() >= end:
                 break
             pause.wait(SETTLE_EVERY_S)  # a socket's state, polled with a deadline

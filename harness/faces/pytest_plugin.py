@@ -128,7 +128,6 @@ def _fail_for_leaks(report: pytest.TestReport, text: str) -> None:
         report.longrepr.addsection("socket leak", text)
     else:
         report.longrepr = f"{report.longrepr}\n\n{text}"
-    report.socket_leak = True  # type: ignore[attr-defined]  # for whoever reads reports (xdist carries it)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -69,43 +69,46 @@ def _inodes(pid: int) -> set[int]:
     return found
 
 
-def _netlink(pids: tuple[int, ...]) -> tuple[list[OwnedSocket], set[int]]:
-    """One dump per address family, whatever the number of processes (each dump walks the
-    kernel's whole table). A process after the first that ended meanwhile is skipped."""
+def _dumped(pids: tuple[int, ...], states: tuple[str, ...], info: bool = False):
+    """The sock_diag messages of the sockets ``pids`` hold in ``states``: yields (family,
+    buffer, offset, end). One dump per address family, whatever the number of processes
+    (each dump walks the kernel's whole table); a process after the first that ended
+    meanwhile is skipped. With ``info``, each message carries tcp_info."""
     inodes = _inodes(pids[0])
     for pid in pids[1:]:
         try:
             inodes |= _inodes(pid)
         except OSError:
             continue
-    mask = sum(1 << _STATE_NUMBER[name] for name in (*HELD, "LISTEN"))
-    owned, listening = [], set()
+    mask = sum(1 << _STATE_NUMBER[name] for name in states)
     for family in (socket.AF_INET, socket.AF_INET6):
-        for data, start, _ in netlink.dump_all(family, mask):
+        for data, start, end in netlink.dump_all(family, mask, info=info):
             if _INODE.unpack_from(data, start + _INODE_AT)[0] in inodes:
-                state = netlink.STATES.get(data[start + 1], str(data[start + 1]))
-                sport, dport, src, dst = _ID.unpack_from(data, start)
-                if state == "LISTEN":
-                    listening.add(sport)
-                else:
-                    owned.append(OwnedSocket(_endpoint(family, src, sport), _endpoint(family, dst, dport), state))
+                yield family, data, start, end
+
+
+def _netlink(pids: tuple[int, ...]) -> tuple[list[OwnedSocket], set[int]]:
+    owned, listening = [], set()
+    for family, data, start, _ in _dumped(pids, (*HELD, "LISTEN")):
+        state = netlink.STATES.get(data[start + 1], str(data[start + 1]))
+        sport, dport, src, dst = _ID.unpack_from(data, start)
+        if state == "LISTEN":
+            listening.add(sport)
+        else:
+            owned.append(OwnedSocket(_endpoint(family, src, sport), _endpoint(family, dst, dport), state))
     return owned, listening
 
 
 def received_bytes(pid: int | None = None) -> dict[str, int] | None:
     """{local address: bytes received} of each held TCP socket of ``pid`` (this process
     by default), from the kernel's tcp_info; None where sock_diag does not answer
-    (psutil reads no tcp_info). One dump per address family, about twice a plain one."""
+    (psutil reads no tcp_info). About twice a plain dump."""
     if not netlink.available():
         return None
-    inodes = _inodes(os.getpid() if pid is None else pid)
-    mask = sum(1 << _STATE_NUMBER[name] for name in HELD)
     out: dict[str, int] = {}
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for data, start, end in netlink.dump_all(family, mask, info=True):
-            if _INODE.unpack_from(data, start + _INODE_AT)[0] in inodes:
-                sport, _, src, _ = _ID.unpack_from(data, start)
-                out[_endpoint(family, src, sport)] = netlink.received(data, start, end)
+    for family, data, start, end in _dumped((os.getpid() if pid is None else pid,), HELD, info=True):
+        sport, _, src, _ = _ID.unpack_from(data, start)
+        out[_endpoint(family, src, sport)] = netlink.received(data, start, end)
     return out
 
 
