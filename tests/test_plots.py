@@ -45,4 +45,5 @@ def test_without_matplotlib_everything_else_is_written(tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     assert code == 0, out
     assert "no plot: plots need matplotlib: pip install 'tcp-leak-harness[plots]'" in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tcp_count-stdlib-fixed.csv", "tcp_count-stdlib-fixed.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "tcp_count-stdlib-fixed.csv",
+                                                           "tcp_count-stdlib-fixed.json"]

@@ -1,6 +1,7 @@
 """The pytest plugin in a user's own project: a fresh folder with no conftest,
 where only the installed package's pytest11 entry point can provide ``leak_check``."""
 import json
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -133,7 +134,7 @@ def test_what_cannot_be_judged_is_one_clear_line(user_run, name):
 
 
 def test_results_are_written_in_the_user_project(user_run):
-    project, _, _ = user_run
+    project, done, _ = user_run
     for name in ("test_healthy_client", "test_leaky_client_gated", "test_command"):
         assert (project / "results" / f"{name}.json").is_file(), sorted(p.name for p in project.glob("results/*"))
     # every experiment any worker ran is in the one summary, and in the one picture the controller drew
@@ -142,3 +143,6 @@ def test_results_are_written_in_the_user_project(user_run):
     assert sorted(e["name"] for e in summary["experiments"]) == written and len(written) >= 5, written
     assert (project / "results" / "summary.md").is_file()
     assert sorted(p.name for p in (project / "results").glob("*.png")) == ["experiments.png"]
+    page = (project / "results" / "report.html").read_text()  # the page a person opens: every experiment's section
+    assert sorted(re.findall(r'<section id="experiment-([^"]+)"', page)) == written
+    assert "; report results/report.html" in done.stdout, done.stdout[-3000:]  # and the terminal says where it is

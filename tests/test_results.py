@@ -49,13 +49,14 @@ def test_samples_csv_has_a_column_per_host():
 
 def test_results_have_the_mode_a_plain_open_would_give(tmp_path):
     """Written atomically through mkstemp (0600), yet shareable: 0666 less the umask, as CI artifact uploads
-    run as another user need. A run under umask 027 gives 0640 to every file, the picture included."""
+    run as another user need. A run under umask 027 gives 0640 to every file, the picture and the report included."""
     done = subprocess.run(["bash", "-c", f"umask 027 && exec {sys.executable} -m harness run stdlib-fixed --cycles 3 "
                                          f"--rounds 2 --results-dir {tmp_path}"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
-    assert set(modes) == {"tcp_count-stdlib-fixed.json", "tcp_count-stdlib-fixed.csv", "tcp_count-stdlib-fixed.png"}
+    assert set(modes) == {"tcp_count-stdlib-fixed.json", "tcp_count-stdlib-fixed.csv", "tcp_count-stdlib-fixed.png",
+                          "report.html"}
     assert set(modes.values()) == {0o640}, {name: oct(mode) for name, mode in modes.items()}
     assert process_umask() == os.umask(os.umask(0o022))  # read without changing it: what the process has
     written = atomic_write(tmp_path / "x.json", "{}")

@@ -33,7 +33,7 @@ from ..options import (
     positive_int,
     settings_from,
 )
-from ..report import PLOTS_OFF, comparison, draw, plain, write_json, write_session
+from ..report import PLOTS_OFF, REPORT_NAME, comparison, draw, plain, write_json, write_report, write_session
 from ..report.text import figures_lines, outcome_lines, result_path_line, short_outcome, verdict_line
 from ..runner import Experiment
 from ..scenarios import SEED_PAIR, SEED_ROWS, WATCH, default_expectation
@@ -111,15 +111,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     finally:
         written: list = []
         if results:
-            keep(lambda: written.extend(write_session(results, settings.results_path, "compare.png",
+            keep(lambda: written.append(write_session(results, settings.results_path, "compare.png",
                                                       "faulty and fixed, measured", settings.plots)),
                  "the summary", complain)
     _say("")
     _say(plain(comparison(results)))
     _say(f"{sum(r.passed for r in results)}/{len(results)} experiments passed in {time.monotonic() - started:.1f} s"
-         + (f"; table: {written[0]}" if written else ""))
+         + (f"; table: {written[0].table}" if written else ""))
     if written:
-        _say(written[1])
+        _say(written[0].picture)
+        _say(f"report: {written[0].report}")
     return 0 if all(r.passed for r in results) else 1
 
 
@@ -156,6 +157,8 @@ def _judge(experiment: Experiment, json_file: str | None, when: str) -> int:
         _say(line)
     _say(result_path_line(result, settings.results_path))
     _say(draw([result], settings.results_path / f"{result.name}.png", result.target) if settings.plots else PLOTS_OFF)
+    keep(lambda: _say(f"report: {write_report([result], settings.results_path, result.target)}"), REPORT_NAME,
+         complain)
     return 0 if result.passed else 1
 
 

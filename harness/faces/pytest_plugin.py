@@ -183,10 +183,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         results.sort(key=lambda result: result.started_at)  # workers' results arrive as each worker ends
         written: list = []
         settings = session.config.stash[SETTINGS_KEY]
-        keep(lambda: written.extend(write_session(results, settings.results_path, "experiments.png",
-                                                  "experiments of this run", settings.plots)),
-             "the summary", written.append)
-        session.config.stash[REPORT_KEY] = [f"table {written[0]}", written[1]] if len(written) == 2 else written
+
+        def write() -> None:
+            files = write_session(results, settings.results_path, "experiments.png", "experiments of this run",
+                                  settings.plots)
+            written.extend([f"table {files.table}", files.picture, f"report {files.report}"])
+
+        keep(write, "the summary", written.append)
+        session.config.stash[REPORT_KEY] = written
 
 
 @pytest.hookimpl(optionalhook=True)

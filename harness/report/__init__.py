@@ -1,5 +1,5 @@
 """The report: results written as files a script can read (JSON, CSV, the
-summary table) and a person can look at (PNG, terminal lines). Every file is
+summary table) and a person can look at (report.html, PNG, terminal lines). Every file is
 written atomically.
 
 Never imports the runner, a scenario or a face: it is handed results.
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from ..driving import ExperimentResult
+from .html import REPORT_NAME, write_report
 from .files import atomic_write, samples_csv, write_json, write_result
 from .plots import HOW_TO_GET_PLOTS, plots_available, write_plot
 from .table import comparison, markdown, plain, write_summary
@@ -30,13 +32,21 @@ def draw(results: Sequence[ExperimentResult], path: Path, title: str) -> str:
 PLOTS_OFF = "no plot: plots are off (--plots off)"
 
 
+class SessionFiles(NamedTuple):
+    table: Path  # summary.md (summary.json beside it)
+    picture: str  # the PNG's line: where, or why not (``draw``)
+    report: Path  # report.html
+
+
 def write_session(results: Sequence[ExperimentResult], results_dir: Path, picture: str, title: str,
-                  plots: bool = True) -> tuple[Path, str]:
-    """The summary of several results (summary.md, summary.json) and, with ``plots``,
-    their picture; returns the table's path and the picture's line (``draw``)."""
+                  plots: bool = True) -> SessionFiles:
+    """The summary of several results (summary.md, summary.json), the page a person opens
+    (report.html) and, with ``plots``, their PNG."""
     md, _ = write_summary(results, results_dir)
-    return md, draw(results, Path(results_dir) / picture, title) if plots else PLOTS_OFF
+    page = write_report(results, results_dir, title)
+    return SessionFiles(md, draw(results, Path(results_dir) / picture, title) if plots else PLOTS_OFF, page)
 
 
-__all__ = ["HOW_TO_GET_PLOTS", "PLOTS_OFF", "atomic_write", "comparison", "draw", "markdown", "plain", "plots_available",
-           "samples_csv", "write_json", "write_result", "write_session", "write_summary"]
+__all__ = ["HOW_TO_GET_PLOTS", "PLOTS_OFF", "REPORT_NAME", "SessionFiles", "atomic_write", "comparison", "draw", "markdown", "plain", "plots_available",
+           "samples_csv", "write_json", "write_report", "write_result", "write_session",
+           "write_summary"]
