@@ -23,6 +23,7 @@ _PUBLIC = {
     "measured_so_far": "runner",
     # results and settings
     "ExperimentResult": "driving", "ExperimentError": "driving", "Settings": "options",
+    "override": "options",
     # verdicts
     "GROWTH": "judging", "PLATEAU": "judging",
     # the catalog
@@ -32,7 +33,7 @@ _PUBLIC = {
     "SCENARIOS": "scenarios", "HANG_EVERY": "scenarios", "STOP_AFTER": "scenarios", "WARM_UP_REQUESTS": "scenarios",
     "default_expectation": "scenarios", "idle_across_hosts": "scenarios",
     # servers
-    "ServerProcess": "server", "FAULTS": "server",
+    "ServerProcess": "server", "FAULTS": "server", "Certificates": "server",
 }
 __all__ = sorted(_PUBLIC)
 

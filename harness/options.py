@@ -234,6 +234,11 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
     @property
+    def flag_kwargs(self) -> dict[str, Any]:
+        """argparse's extra arguments for the flag: an on/off option alone means on (``--tls``)."""
+        return {"nargs": "?", "const": "on"} if self.parse is on_off else {}
+
+    @property
     def ini(self) -> str:
         return "leak_" + self.name
 
@@ -280,6 +285,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("results_dir", directory, "results", "directory the results (JSON, CSV, summary) are written to"),
     Option("server_loop", server_loop, "auto", "the slow server's event loop: uvloop where installed (auto; "
            "a p99 overhead ~4x smaller at 5,000 slow requests), asyncio's own, or uvloop"),
+    Option("tls", on_off, False, "serve HTTPS with a CA and a certificate made at start by trustme; catalog clients "
+           "trust it (verify=), commands and a user's functions through SSL_CERT_FILE, REQUESTS_CA_BUNDLE and "
+           "CURL_CA_BUNDLE"),
     Option("plots", on_off, True, "draw a PNG of each run and of a session (off: JSON, CSV and the table only, "
            "about 0.5-1 s of CPU less a run)"),
 )
@@ -306,6 +314,7 @@ class Settings:
     sampler: str = "auto"
     results_dir: str = "results"
     server_loop: str = "auto"
+    tls: bool = False
     plots: bool = True
 
     def __post_init__(self) -> None:

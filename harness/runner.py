@@ -12,6 +12,7 @@ experiments through here; the report side (``harness.report``) writes them.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from .options import Settings, UsageError
 from .sampling.owned import sockets_of
 from .scenarios import COMMAND, SCENARIOS, SEVERAL_HOSTS, TCP_COUNT, WATCH, command, watch
 from .sampling import sites
-from .server import ServerProcess, fault_args
+from .server import Certificates, ServerProcess, fault_args
 
 RequestTarget = str | Callable[[str], object]
 LOOPBACK = "127.0.0.1"
@@ -153,10 +154,52 @@ def run(experiment: Experiment, *, progress: Progress = lambda line: None,
     settings = experiment.settings
     if experiment.scenario_name == WATCH:
         return _watch(experiment, progress)
-    client = None if experiment.cmd is not None else resolve(experiment.target, settings.delay,  # type: ignore[arg-type]
-                                                              settings.idle_timeout)
+    certificates = _certificates(experiment) if settings.tls else None
+    try:
+        with _trusting(certificates):
+            return _run_on_servers(experiment, certificates, progress, on_server)
+    finally:
+        if certificates is not None:
+            certificates.remove()
+
+
+def _certificates(experiment: Experiment) -> Certificates:
+    """A CA and a server certificate for ``--tls`` (trustme); ExperimentSpecError without trustme."""
+    try:
+        return Certificates.make(tuple(experiment.hosts))
+    except RuntimeError as exc:
+        raise ExperimentSpecError(str(exc)) from None
+
+
+@contextmanager
+def _trusting(certificates: Certificates | None) -> Iterator[None]:
+    """While an HTTPS experiment runs, this process's SSL_CERT_FILE, REQUESTS_CA_BUNDLE and
+    CURL_CA_BUNDLE name its CA, so a user's own request function trusts it as a command does;
+    put back as they were after."""
+    if certificates is None:
+        yield
+        return
+    before = {name: os.environ.get(name) for name in certificates.environment()}
+    os.environ.update(certificates.environment())
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_on_servers(experiment: Experiment, certificates: Certificates | None, progress: Progress,
+                    on_server: Callable[[ServerProcess], None]) -> ExperimentResult:
+    settings = experiment.settings
+    client = None if experiment.cmd is not None else resolve(
+        experiment.target, settings.delay, settings.idle_timeout,  # type: ignore[arg-type]
+        str(certificates.ca) if certificates is not None else None)
     extra = fault_args(**experiment.faults)
-    servers = [ServerProcess(delay=settings.delay, host=host, extra_args=extra, loop=settings.server_loop)
+    servers = [ServerProcess(delay=settings.delay, host=host, extra_args=extra, loop=settings.server_loop,
+                             tls=certificates)
                for host in experiment.hosts]
     result = ExperimentResult(name=experiment.result_name, scenario=experiment.scenario_name,
                               target=experiment.target_name, settings=settings.as_dict())
@@ -167,7 +210,7 @@ def run(experiment: Experiment, *, progress: Progress = lambda line: None,
                 on_server(server)
                 server.start()
             first = servers[0]
-            result.server = {"host": first.host, "port": first.port, "pid": first.pid}
+            result.server = {"host": first.host, "port": first.port, "pid": first.pid, "url": first.url}
             if client is None:
                 command(first, settings, result, progress, experiment.expect, experiment.cmd, **experiment.params)
             else:

@@ -65,9 +65,11 @@ def _is_async(function: object) -> bool:
     return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(type(function).__call__)
 
 
-def make_variant(variant: Variant, delay: float = 0.2, idle_timeout: float = 0.5) -> Callable[[str], object]:
-    """A fresh client of a catalog variant, tuned for a server delay (s)."""
-    client = variant.make(tuning_for(delay, idle_timeout))
+def make_variant(variant: Variant, delay: float = 0.2, idle_timeout: float = 0.5,
+                 ca_file: str | None = None) -> Callable[[str], object]:
+    """A fresh client of a catalog variant, tuned for a server delay (s); ``ca_file``: the CA
+    it trusts for HTTPS (``verify=``, ``ssl=``, ``context=``: each library's own way)."""
+    client = variant.make(tuning_for(delay, idle_timeout, ca_file))
     return AsyncTarget(client) if variant.is_async else client  # type: ignore[arg-type, return-value]
 
 
@@ -109,16 +111,18 @@ def lookup(target: str | Callable[[str], object]) -> Variant | Callable[[str], o
     return obj  # type: ignore[return-value]
 
 
-def resolve(target: str | Callable[[str], object], delay: float = 0.2, idle_timeout: float = 0.5) -> Callable[[str], object]:
+def resolve(target: str | Callable[[str], object], delay: float = 0.2, idle_timeout: float = 0.5,
+            ca_file: str | None = None) -> Callable[[str], object]:
     """Return a request function for ``target``; raises TargetError.
 
     A TARGET is a catalog name, ``package.module:function``, or (from Python)
     the request function itself. ``delay`` and ``idle_timeout`` (seconds) tune
-    the catalog's variants.
+    the catalog's variants; ``ca_file`` is the CA they trust for HTTPS (a user's function is
+    told nothing: it reads ``SSL_CERT_FILE`` or ``REQUESTS_CA_BUNDLE``, set by the harness).
     """
     found = lookup(target)
     if isinstance(found, Variant):
-        return make_variant(found, delay, idle_timeout)
+        return make_variant(found, delay, idle_timeout, ca_file)
     return AsyncTarget(found) if _is_async(found) else found
 
 

@@ -16,10 +16,11 @@ class AiohttpSessionPerRequest:
 
     def __init__(self, tuning: ClientTuning) -> None:
         self.kept = Kept()
+        self.ssl = tuning.ssl_context or True
 
     async def __call__(self, url: str) -> int:
         session = self.kept.keep(aiohttp.ClientSession())
-        async with session.get(url) as response:
+        async with session.get(url, ssl=self.ssl) as response:
             await response.read()
             return response.status
 
@@ -47,7 +48,7 @@ class AiohttpFixed:
         if self.session is None:
             self.session = self._new_session()
         try:
-            async with self.session.get(url) as response:
+            async with self.session.get(url, ssl=self.tuning.ssl_context or True) as response:
                 await response.read()
                 return response.status
         except (aiohttp.ClientError, TimeoutError):

@@ -43,7 +43,7 @@ class Variant:
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("faulty", "requests", FAULTY, "the seed's faulty client: a new Session per request, kept, never closed",
-            lambda tuning: FaultyClient()),
+            lambda tuning: FaultyClient(tuning.verify)),
     Variant("fixed", "requests", FIXED, "the seed's fixed client: one Session, 2 idle per host, 5 in all, idle timeout, "
             "close idle on error", FixedClient),
     Variant("requests-faulty-stream", "requests", FAULTY,

@@ -19,7 +19,8 @@ class FaultyClient:
 
     name = "faulty"
 
-    def __init__(self) -> None:
+    def __init__(self, verify: str | bool = True) -> None:
+        self.verify = verify  # requests' own: True, or the CA file of an HTTPS server
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
 
@@ -27,7 +28,7 @@ class FaultyClient:
         session = requests.Session()
         with self._lock:
             self._sessions.append(session)
-        return session.get(url).status_code  # no timeout, as in the seed
+        return session.get(url, verify=self.verify).status_code  # no timeout, as in the seed
 
     def close(self) -> None:
         """Not part of the faulty behaviour: lets the harness leave no socket behind."""

@@ -37,6 +37,7 @@ class FixedClient:
         self.settings = settings or FixedSettings()
         self.policy = IdlePolicy(self.settings.max_idle_total, self.settings.idle_timeout)
         self.session = requests.Session()
+        self.session.verify = self.settings.verify
         adapter = _IdleLimitedAdapter(self.policy, self.settings.max_idle_per_host)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

@@ -12,9 +12,10 @@ class HttpxClientPerRequest:
 
     def __init__(self, tuning: ClientTuning) -> None:
         self.kept = Kept()
+        self.verify = tuning.ssl_context or True
 
     def __call__(self, url: str) -> int:
-        return self.kept.keep(httpx.Client()).get(url).status_code
+        return self.kept.keep(httpx.Client(verify=self.verify)).get(url).status_code
 
     def close(self) -> None:
         self.kept.release(lambda client: client.close())
@@ -26,7 +27,8 @@ class HttpxStreamNeverClosed:
 
     def __init__(self, tuning: ClientTuning) -> None:
         # no connection cap, so the pool grows instead of blocking on a full pool
-        self.client = httpx.Client(limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
+        self.client = httpx.Client(limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+                                   verify=tuning.ssl_context or True)
         self.kept = Kept()
 
     def __call__(self, url: str) -> int:
@@ -52,6 +54,7 @@ class HttpxFixed:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=t.max_idle_total,
                                 keepalive_expiry=t.idle_timeout),
             timeout=httpx.Timeout(t.read_timeout, connect=t.connect_timeout),
+            verify=t.ssl_context or True,
         )
 
     def __call__(self, url: str) -> int:

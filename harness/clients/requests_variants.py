@@ -14,7 +14,9 @@ class RequestsStreamNeverClosed:
 
     def __init__(self, tuning: ClientTuning) -> None:
         self.session = requests.Session()
-        self.session.mount("http://", HTTPAdapter(pool_maxsize=tuning.max_idle_per_host))
+        self.session.verify = tuning.verify
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(pool_maxsize=tuning.max_idle_per_host))
         self.kept = Kept()
 
     def __call__(self, url: str) -> int:

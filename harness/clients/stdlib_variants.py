@@ -14,9 +14,10 @@ class UrlopenNeverClosed:
 
     def __init__(self, tuning: ClientTuning) -> None:
         self.kept = Kept()
+        self.context = tuning.ssl_context
 
     def __call__(self, url: str) -> int:
-        return self.kept.keep(urllib.request.urlopen(url)).status
+        return self.kept.keep(urllib.request.urlopen(url, context=self.context)).status
 
     def close(self) -> None:
         self.kept.release(lambda response: response.close())
@@ -28,8 +29,9 @@ class UrlopenClosed:
 
     def __init__(self, tuning: ClientTuning) -> None:
         self.timeout = tuning.read_timeout
+        self.context = tuning.ssl_context
 
     def __call__(self, url: str) -> int:
-        with urllib.request.urlopen(url, timeout=self.timeout) as response:
+        with urllib.request.urlopen(url, timeout=self.timeout, context=self.context) as response:
             response.read()
             return response.status

@@ -7,14 +7,20 @@ from .kept import Kept
 from .tuning import ClientTuning
 
 
+def tls_kwargs(tuning: ClientTuning) -> dict:
+    """A PoolManager's HTTPS knob: the CA to trust, when the harness serves HTTPS."""
+    return {"ca_certs": tuning.ca_file} if tuning.ca_file else {}
+
+
 class Urllib3PoolPerRequest:
     """Faulty: a new ``PoolManager`` per request, kept alive (the Go bug, in urllib3)."""
 
     def __init__(self, tuning: ClientTuning) -> None:
         self.kept = Kept()
+        self.tls = tls_kwargs(tuning)
 
     def __call__(self, url: str) -> int:
-        return self.kept.keep(urllib3.PoolManager()).request("GET", url).status
+        return self.kept.keep(urllib3.PoolManager(**self.tls)).request("GET", url).status
 
     def close(self) -> None:
         self.kept.release(lambda pool: pool.clear())
@@ -25,7 +31,7 @@ class Urllib3StreamNeverReleased:
     released, so each keeps its connection out of the pool and the pool opens another."""
 
     def __init__(self, tuning: ClientTuning) -> None:
-        self.pool = urllib3.PoolManager(maxsize=tuning.max_idle_per_host)
+        self.pool = urllib3.PoolManager(maxsize=tuning.max_idle_per_host, **tls_kwargs(tuning))
         self.kept = Kept()
 
     def __call__(self, url: str) -> int:
@@ -46,6 +52,7 @@ class Urllib3Fixed:
             maxsize=tuning.max_idle_per_host,  # surplus connections are closed when returned
             timeout=urllib3.Timeout(connect=tuning.connect_timeout, read=tuning.read_timeout),
             retries=False,
+            **tls_kwargs(tuning),
         )
 
     def __call__(self, url: str) -> int:

@@ -45,7 +45,7 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("experiment options (also LEAK_* environment variables)")
     for option in OPTIONS:
         group.add_argument(option.flag, dest=option.name, metavar=option.name.upper(), default=None,
-                           help=f"{option.help} (default {option.default_text}; env {option.env})")
+                           **option.flag_kwargs, help=f"{option.help} (default {option.default_text}; env {option.env})")
 
 
 def build_parser(prog: str = "python -m harness") -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ from ..options import OPTIONS, OptionError, Settings, UsageError, override, sett
 from ..report import write_session
 from ..runner import Experiment, file_label, measured_so_far
 from ..sampling import choose_backend, sites
-from ..server import ServerError, ServerProcess, fault_args
+from ..server import Certificates, ServerError, ServerProcess, fault_args
 from ..judging import GROWTH
 from ..socket_leaks import Check, Ignore, describe, run_rounds
 from .common import keep, run_and_write
@@ -46,7 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                        ":PORT, HOST:PORT, or module:NAME (sockets opened there)")
     for option in OPTIONS:
         help_text = f"{option.help} (default {option.default_text}; env {option.env})"
-        group.addoption(option.flag, dest="leak_" + option.name, default=None, metavar=option.name.upper(), help=help_text)
+        group.addoption(option.flag, dest="leak_" + option.name, default=None, metavar=option.name.upper(),
+                        **option.flag_kwargs, help=help_text)
         parser.addini(option.ini, help=help_text, default=None)
 
 
@@ -225,9 +226,10 @@ def leak_settings(pytestconfig: pytest.Config) -> Settings:
 
 @pytest.fixture
 def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -> Iterator[Callable[..., ServerProcess]]:
-    """Factory: ``start_slow_server(delay=None, host="127.0.0.1", header_timeout=None, loop=None, **faults)``
-    starts a fresh server (``header_timeout``: seconds, ``--header-timeout``; ``loop``: its
-    event loop, ``--server-loop`` by default).
+    """Factory: ``start_slow_server(delay=None, host="127.0.0.1", header_timeout=None, loop=None, tls=None,
+    **faults)`` starts a fresh server (``header_timeout``: seconds, ``--header-timeout``; ``loop``: its
+    event loop, ``--server-loop`` by default; ``tls``: HTTPS with a CA made by trustme, ``--tls`` by
+    default: ``server.url`` is https://, ``server.tls.ca`` the file a client must trust).
 
     ``faults``: ``fault`` (a name in ``harness.server.FAULTS``) and the knobs of
     ``harness.server.KNOBS`` (``every``, ``idle_close``, ``stop_accepting_after``).
@@ -235,12 +237,16 @@ def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -
     its stderr is attached to the report of a failing test.
     """
     started: list[ServerProcess] = request.node.stash.setdefault(SERVERS_KEY, [])
+    made: list[Certificates] = []  # removed once their servers stopped
 
     def start(delay: float | None = None, host: str = "127.0.0.1", header_timeout: float | None = None,
-              loop: str | None = None, **faults) -> ServerProcess:
+              loop: str | None = None, tls: bool | None = None, **faults) -> ServerProcess:
         extra = fault_args(**faults) + (("--header-timeout", str(header_timeout)) if header_timeout else ())
+        certificates = Certificates.make((host,)) if (leak_settings.tls if tls is None else tls) else None
+        if certificates is not None:
+            made.append(certificates)
         server = ServerProcess(delay=leak_settings.delay if delay is None else delay, host=host, extra_args=extra,
-                               loop=loop or leak_settings.server_loop)
+                               loop=loop or leak_settings.server_loop, tls=certificates)
         started.append(server)
         return server.start()
 
@@ -253,6 +259,8 @@ def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -
                 server.stop()
             except Exception as exc:  # keep stopping the others, then fail loudly
                 errors.append(exc)
+        for certificates in made:
+            certificates.remove()
         if errors:
             raise errors[0]
 

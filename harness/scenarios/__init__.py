@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..clients import CATALOG, expectation
 from .command import command
-from .faults import HANG_EVERY, HANG_REQUESTS, STOP_AFTER, hang, stop_accepting
+from .faults import HANG_EVERY, HANG_REQUESTS, STALLED, STOP_AFTER, hang, stalled_handshake, stop_accepting
 from .hosts import idle_across_hosts
 from .seed import WARM_UP_REQUESTS, close_on_error, idle_handling, persistent_connections, tcp_count
 from .watch import watch
@@ -30,6 +30,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     TCP_COUNT: tcp_count,
     "hang": hang,
     "stop_accepting": stop_accepting,
+    "stalled_handshake": stalled_handshake,
 }
 
 
@@ -58,5 +59,5 @@ def default_expectation(target: object) -> str | None:
 
 
 __all__ = ["COMMAND", "HANG_EVERY", "HANG_REQUESTS", "SCENARIOS", "SEED_PAIR", "SEED_ROWS", "SEVERAL_HOSTS",
-           "STOP_AFTER", "TCP_COUNT", "WARM_UP_REQUESTS", "SeedRow", "command", "default_expectation",
+           "STALLED", "STOP_AFTER", "TCP_COUNT", "WARM_UP_REQUESTS", "SeedRow", "command", "default_expectation",
            "idle_across_hosts", "WATCH", "watch"]

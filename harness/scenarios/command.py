@@ -42,7 +42,7 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
         before = server.stats()
         own_before = server.stats_connections
         recorder.start()
-        process = CommandProcess(filled)
+        process = CommandProcess(filled)  # over HTTPS it inherits SSL_CERT_FILE and the like (runner._trusting)
         progress(f"started: {filled}")
         deadline = started + settings.duration
         hard_end = started + settings.deadline  # --deadline bounds the whole experiment, extension included

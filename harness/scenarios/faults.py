@@ -7,6 +7,9 @@ these two need their own shape:
 * ``hang``: the server never answers every ``HANG_EVERY``-th request. A client
   without a read timeout waits forever, holding the socket; one with a timeout
   gives up, closes its idle connections, and the next request works.
+* ``stalled_handshake`` (HTTPS, ``--tls``): the server never answers the ClientHello of
+  the next ``STALLED`` connections. A client without timeouts waits in the handshake for
+  ever, holding the socket; one with a connect timeout gives up, closes, and recovers.
 * ``stop_accepting``: the server closes its listener after ``STOP_AFTER``
   answers. A client that opens a connection per request fails from then on; one
   that reuses its pooled connection goes on working.
@@ -24,6 +27,7 @@ from ..server import FAULTS
 HANG_EVERY = 5  # start the server with fault="hang", every=HANG_EVERY
 HANGING = next(f.counter for f in FAULTS if f.name == "hang")  # the /stats gauge of requests never answered
 HANG_REQUESTS = 10  # concurrent: 2 of them hang
+STALLED = 2  # TLS handshakes the server stalls, of the next HANG_REQUESTS connections
 STOP_AFTER = 2  # start the server with stop_accepting_after=STOP_AFTER
 SEQUENTIAL_REQUESTS = 5  # one at a time: 3 of them after the listener closed
 OBSERVE_SLACK_S = 1.0  # beyond the fixed client's read timeout: it has given up by then, even on a loaded machine
@@ -68,6 +72,46 @@ def hang(run: Run, settings: Settings, result: ExperimentResult, progress: Progr
         checks.append(Check("recovers", recovered, "the next request succeeded" if recovered else
                             f"the next request failed too: {run.tracker.first_error}"))
     result.figures = HangFigures(hung_requests=hung, still_in_flight=still, held=sample.held,
+                                 window_s=round(window, 2), **run.tally())
+    result.sockets_left = list(snap.sockets)
+    result.verdict = combine(None, None, checks)
+
+
+def stalled_handshake(run: Run, settings: Settings, result: ExperimentResult, progress: Progress,
+                      expect: str | None) -> None:
+    if run.server.tls is None:
+        raise ExperimentError("stalled_handshake stalls TLS handshakes: run it over HTTPS (--tls, tls=on)")
+    run.server.stall_handshakes(STALLED)
+    for _ in range(HANG_REQUESTS):  # concurrent, on new connections: the first STALLED to arrive stall
+        run.driver.fire()
+    connect_timeout = getattr(getattr(run.client, "settings", None), "connect_timeout", 0.0)
+    window = max(settings.delay, connect_timeout) + OBSERVE_SLACK_S
+    progress(f"{HANG_REQUESTS} requests, the first {STALLED} TLS handshakes never answered; watching {window:.1f} s")
+    run.tracker.wait_idle(window)
+    still = run.tracker.current
+    sample, snap = run.settle("after_stall")
+    checks: list[Check] = []
+    if isinstance(run.client, FaultyClient):
+        # tolerance 0: no timeout, and the server never answers their handshakes: they wait for ever
+        checks.append(check_equals("stalled handshakes never end", still, STALLED, 0,
+                                   f"requests in flight after {window:.1f} s"))
+        # tolerance 0: every answered request's session kept its socket, and each stalled one holds its own
+        checks.append(check_equals("sockets held", sample.held, HANG_REQUESTS, 0, "held sockets"))
+    if isinstance(run.client, FixedClient):
+        checks.append(check_equals("gives up on stalled handshakes", still, 0, 0,
+                                   f"requests in flight after {window:.1f} s"))
+        # tolerance 0: exactly the stalled ones fail, each with a connect timeout
+        checks.append(check_equals("stalled handshakes fail", run.tracker.failed, STALLED, 0, "failed requests"))
+        checks.append(check_at_most("idle closed on error", sample.held, run.client.idle_cap_per_host, "held sockets"))
+        run.driver.fire()  # the next: a handshake answered
+        run.drain(window)
+        recovered = run.tracker.failed == STALLED
+        checks.append(Check("recovers", recovered, "the next request succeeded" if recovered else
+                            f"the next request failed too: {run.tracker.first_error}"))
+    stalled = run.server.stats()["tls_stalled"]
+    # tolerance 0: the server stalled exactly the handshakes it was asked to, no more (its own count)
+    checks.append(check_equals("handshakes stalled", stalled, STALLED, 0, "handshakes the server stalled"))
+    result.figures = HangFigures(hung_requests=STALLED, still_in_flight=still, held=sample.held,
                                  window_s=round(window, 2), **run.tally())
     result.sockets_left = list(snap.sockets)
     result.verdict = combine(None, None, checks)

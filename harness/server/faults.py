@@ -42,6 +42,8 @@ class Struck(Protocol):
 
     def reset(self) -> None: ...
 
+    def close_uncleanly(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -78,11 +80,18 @@ def _truncate(conn: Struck) -> None:
     conn.close()
 
 
+def _unclean_close(conn: Struck) -> None:
+    conn.write(response_head(b"200 OK", len(BODY), True) + BODY)  # a whole answer, promising keep-alive
+    conn.close_uncleanly()
+
+
 FAULTS: tuple[Fault, ...] = (
     Fault("reset", "after the delay, RST instead of an answer (also ?fail=reset)", "resets_sent", _reset),
     Fault("reset-mid-response", "part of the head, then RST", "resets_sent", _reset_mid_response),
     Fault("truncate", "Content-Length 100, 3 bytes sent, then FIN", "truncated_sent", _truncate),
     Fault("hang", "never answer", "hanging", None),
+    Fault("unclean-close", "a whole keep-alive answer, then FIN without TLS close_notify (over plain HTTP: the "
+          "answer, then FIN)", "unclean_closes", _unclean_close),
 )
 BY_NAME: dict[str, Fault] = {f.name: f for f in FAULTS}
 COUNTERS: tuple[str, ...] = tuple(dict.fromkeys(f.counter for f in FAULTS))  # /stats keys, each once

@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 
 from ..limits import raise_open_files_limit
@@ -36,6 +37,7 @@ from ..options import (
 from ..options import SERVER_LOOPS as LOOPS
 from .faults import FAULT_FLAG, FAULTS, KNOBS, Faults, fault_help
 from .protocol import HEADER_TIMEOUT_S, SlowServer
+from .tls import Certificates, server_context
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loop", choices=LOOPS, default="auto",
                         help="the event loop: auto (uvloop where installed, else asyncio's own; the default), "
                              "asyncio, or uvloop (pip install uvloop)")
+    tls = parser.add_argument_group("HTTPS")
+    tls.add_argument("--tls", action="store_true",
+                     help="serve HTTPS with a certificate for 127.0.0.1, ::1 and localhost made at start by trustme; "
+                          "the ready line gives the CA file clients must trust (removed at exit)")
+    tls.add_argument("--cert", metavar="PEM", help="serve HTTPS with this certificate chain (with --key)")
+    tls.add_argument("--key", metavar="PEM", help="the private key of --cert")
     group = parser.add_argument_group("faults (on purpose)")
     group.add_argument(FAULT_FLAG, choices=[f.name for f in FAULTS], help=fault_help())
     for knob in KNOBS:
@@ -69,11 +77,26 @@ def beyond_loopback(address: str) -> bool:
     return not ipaddress.ip_address(address.split("%")[0]).is_loopback
 
 
-async def serve(args: argparse.Namespace) -> int:
+def tls_context(args: argparse.Namespace, made: Certificates | None) -> ssl.SSLContext | None:
+    """The server's TLS context from ``--cert``/``--key`` or the certificates made for ``--tls``;
+    raises UsageError naming the file that cannot be used."""
+    if args.cert is None and args.key is None:
+        return server_context(made.cert, made.key) if made is not None else None
+    if args.cert is None or args.key is None:
+        raise UsageError("--cert and --key go together: give both, or --tls alone for a certificate made at start")
+    try:
+        return server_context(args.cert, args.key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise UsageError(f"--cert {args.cert!r} --key {args.key!r}: cannot be used: {reason}") from None
+
+
+async def serve(args: argparse.Namespace, made: Certificates | None = None) -> int:
     if not args.host.strip():
         raise UsageError(f"--host {args.host!r}: give an address to listen on, e.g. 127.0.0.1")
     faults = Faults(args.fault, *(getattr(args, knob.name) for knob in KNOBS))
-    server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults, args.header_timeout)
+    server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults, args.header_timeout,
+                        tls_context(args, made))
     try:
         await server.start()
     except OSError as exc:
@@ -90,8 +113,11 @@ async def serve(args: argparse.Namespace) -> int:
     if beyond_loopback(server.address):
         print(f"harness.server: warning: listening on {server.address} (--host {args.host}), beyond loopback: "
               "any machine that can reach it can make it hold connections", file=sys.stderr, flush=True)
-    print(json.dumps({"host": args.host, "port": server.port, "pid": os.getpid()}), flush=True)
-    server.log(f"listening on {args.host}:{server.port}, delay {args.delay} s"
+    ready = {"host": args.host, "port": server.port, "pid": os.getpid()}
+    if server.tls is not None:  # HTTPS: what a client must trust (None: the user's own --cert, theirs to know)
+        ready.update(tls=True, ca=str(made.ca) if made is not None else None)
+    print(json.dumps(ready), flush=True)
+    server.log(f"listening on {'https' if server.tls else 'http'}://{args.host}:{server.port}, delay {args.delay} s"
                + (f", faults {faults}" if faults != Faults() else ""))
     tracker = asyncio.create_task(server.track())
     await server.stopped.wait()
@@ -123,7 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         raise_open_files_limit()
-        return _run(serve(args), args.loop)
+        if not args.tls or args.cert is not None or args.key is not None:
+            return _run(serve(args), args.loop)
+        try:
+            made = Certificates.make((args.host,))
+        except RuntimeError as exc:  # no trustme
+            raise UsageError(str(exc)) from None
+        with made:  # removed however the server ends (SIGTERM and SIGINT end it through stop())
+            return _run(serve(args, made), args.loop)
     except UsageError as exc:
         print(f"harness.server: error: {exc}", file=sys.stderr)
         return 2

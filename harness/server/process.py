@@ -17,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from .tls import Certificates, client_context
+
 START_DEADLINE_S = 10.0  # a cold interpreter importing asyncio, h11 and psutil takes ~0.3 s
 STOP_GRACE_S = 5.0  # SIGTERM closes every connection and exits in ~0.1 s; 5 s before SIGKILL
 STDERR_LINES_KEPT = 200
@@ -41,6 +43,7 @@ class ServerProcess:
     track_interval: float = 5.0
     extra_args: tuple[str, ...] = ()
     loop: str = "auto"  # the server's event loop (--loop): uvloop where installed
+    tls: Certificates | None = None  # HTTPS with these (--cert, --key); whoever made them removes them
     port: int = 0
     pid: int = 0
     own_ports: set[int] = field(default_factory=set)
@@ -54,7 +57,7 @@ class ServerProcess:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
 
     def command(self) -> list[str]:
         """The child's command line; it must print one JSON line with its ``port`` once listening."""
@@ -62,6 +65,7 @@ class ServerProcess:
             sys.executable, "-m", "harness.server",
             "--host", self.host, "--port", "0",
             "--delay", repr(self.delay), "--track-interval", repr(self.track_interval), "--loop", self.loop,
+            *(("--cert", str(self.tls.cert), "--key", str(self.tls.key)) if self.tls else ()),
             *self.extra_args,
         ]
 
@@ -114,6 +118,10 @@ class ServerProcess:
         """``GET /stats``: the server's counters (see ``_get``)."""
         return self._get("/stats")
 
+    def stall_handshakes(self, count: int) -> dict:
+        """``GET /stall-handshakes``: the next ``count`` TLS handshakes are never answered."""
+        return self._get(f"/stall-handshakes?next={count}")
+
     def hold(self, until: int, most_s: float, then_s: float | None = None) -> dict:
         """``GET /hold``: the next answers wait until ``until`` requests are in flight at
         once, or ``most_s`` seconds; ``holds_reached`` in ``/stats`` says which came first.
@@ -165,6 +173,12 @@ class ServerProcess:
         except BaseException:
             sock.close()
             raise
+        if self.tls is not None:
+            try:
+                sock = client_context(self.tls.ca).wrap_socket(sock, server_hostname=self.host)  # type: ignore[union-attr]
+            except BaseException:
+                sock.close()
+                raise
         conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
         conn.sock = sock
         self.stats_connections += 1

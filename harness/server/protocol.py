@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import re
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -49,6 +51,9 @@ class ServerStats:
     holds_missed: int = 0  # /hold barriers whose deadline came first
     header_timeouts: int = 0  # connections closed for not sending a whole request head in time (--header-timeout)
     bad_requests: int = 0  # answered 400 and closed: not an HTTP/1.x request
+    tls_handshakes: int = 0  # TLS handshakes completed (--tls)
+    tls_failures: int = 0  # TLS handshakes that failed or timed out (the client gave up, or spoke no TLS)
+    tls_stalled: int = 0  # handshakes stalled on purpose (/stall-handshakes): never answered
     accepting: bool = True
     faults: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
 
@@ -88,7 +93,7 @@ def _wants_keep_alive(request: h11.Request) -> bool:
 class SlowHTTPConnection(asyncio.Protocol):
     """One client connection: parse a request, answer after the delay, repeat."""
 
-    def __init__(self, server: SlowServer) -> None:
+    def __init__(self, server: SlowServer, stalled: bool = False) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -104,6 +109,7 @@ class SlowHTTPConnection(asyncio.Protocol):
         self.half_closed = False  # the client sent FIN after its request: answer, then close
         self.probes = 0
         self.closed = False
+        self.stalled = stalled  # a TLS handshake stalled on purpose: what the client sends is read and dropped
 
     # asyncio callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,9 +125,13 @@ class SlowHTTPConnection(asyncio.Protocol):
         self.server.connections.add(self)
         self.server.stats.open_connections += 1
         self.server.stats.connections_accepted += 1
+        if self.server.tls is not None and not self.stalled:
+            self.server.stats.tls_handshakes += 1  # called once the handshake is over
         self._start_head_timer()  # a connection that never sends a whole request is not held for ever
 
     def data_received(self, data: bytes) -> None:
+        if self.stalled:
+            return  # a stalled handshake: read (so a hang-up is seen) and dropped
         self.arrived = self.server.batch_time()
         if self.parser is None:  # the previous request was answered: a fresh parser, made only now
             self.parser = h11.Connection(h11.SERVER)
@@ -130,7 +140,7 @@ class SlowHTTPConnection(asyncio.Protocol):
         self._advance()
 
     def eof_received(self) -> bool:
-        if self.timer is None:
+        if self.timer is None or self.stalled:
             return False  # nothing pending: let asyncio close our side too
         # FIN with a request pending: a half-close (shutdown(SHUT_WR), which HTTP allows: answer, then
         # close) or a hang-up (close()). A 1xx, which every HTTP/1.1 client skips, tells them apart: a
@@ -243,6 +253,10 @@ class SlowHTTPConnection(asyncio.Protocol):
         if target.path == "/hold":  # the harness's own, like /stats: a barrier for the next burst
             self.server.stats.stats_requests += 1
             self._respond(request, *self.server.set_hold(parse_qs(target.query)))
+            return
+        if target.path == "/stall-handshakes":  # the harness's own: the next N TLS handshakes stall
+            self.server.stats.stats_requests += 1
+            self._respond(request, *self.server.set_stall(parse_qs(target.query)))
             return
         self.server.stats.requests_received += 1
         query = parse_qs(target.query)
@@ -362,6 +376,21 @@ class SlowHTTPConnection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.close()
 
+    def close_uncleanly(self) -> None:
+        """FIN after what was written, without TLS's close_notify: the TCP connection ends
+        under the TLS session, as a crashed peer or a middlebox ends it."""
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            # through a duplicate of its descriptor: uvloop's transport sockets offer no shutdown(); shutting
+            # down one descriptor ends the connection for both
+            with socket.socket(fileno=os.dup(sock.fileno())) as duplicate:
+                try:
+                    duplicate.shutdown(socket.SHUT_WR)  # after the bytes handed to the kernel (a small answer: all)
+                except OSError:
+                    pass
+        self.transport.abort()
+
     def reset(self) -> None:
         """Close with RST instead of FIN."""
         assert self.transport is not None
@@ -403,8 +432,10 @@ class SlowServer:
     """Owns the listener, the open connections and the counters."""
 
     def __init__(self, host: str, port: int, delay: float, track_interval: float, faults: Faults = Faults(),
-                 header_timeout: float | None = HEADER_TIMEOUT_S) -> None:
+                 header_timeout: float | None = HEADER_TIMEOUT_S, tls: ssl.SSLContext | None = None) -> None:
         self.faults = faults
+        self.tls = tls  # HTTPS: each connection's handshake runs on the event loop (start_tls)
+        self.stall_handshakes = 0  # the next N TLS handshakes are never answered (/stall-handshakes?next=N)
         self.header_timeout = header_timeout
         self.requests_started = 0
         self.host = host
@@ -416,6 +447,9 @@ class SlowServer:
         self.connections: set[SlowHTTPConnection] = set()
         self.hold: Hold | None = None
         self.listener: asyncio.base_events.Server | None = None
+        self.tls_listener: socket.socket | None = None  # HTTPS: accepted by _accept_tls
+        self.tls_accepting: asyncio.Future | None = None
+        self.handshakes: set[asyncio.Future] = set()  # TLS handshakes under way
         self.stopped = asyncio.Event()
         self._batch_time: float | None = None
 
@@ -454,9 +488,50 @@ class SlowServer:
         except BaseException:
             listening.close()
             raise
-        self.listener = await loop.create_server(lambda: SlowHTTPConnection(self), sock=listening, backlog=_backlog())
-        sockname = self.listener.sockets[0].getsockname()
-        self.address, self.port = sockname[0], sockname[1]
+        if self.tls is None:
+            self.listener = await loop.create_server(lambda: SlowHTTPConnection(self), sock=listening,
+                                                     backlog=_backlog())
+        else:  # HTTPS: each connection handed over once accepted, so a handshake can be stalled on purpose
+            listening.listen(_backlog())
+            listening.setblocking(False)
+            self.tls_listener = listening
+            self.tls_accepting = asyncio.ensure_future(self._accept_tls(listening))
+        self.address, self.port = listening.getsockname()[:2]
+
+    async def _accept_tls(self, listening: socket.socket) -> None:
+        """Accept until the listener closes; each connection's handshake in a task of its own."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listening)
+            except (OSError, asyncio.CancelledError):
+                return  # the listener closed (stop_accepting, stop)
+            task = asyncio.ensure_future(self._handshake(sock))
+            self.handshakes.add(task)
+            task.add_done_callback(self.handshakes.discard)
+
+    async def _handshake(self, sock: socket.socket) -> None:
+        """The TLS handshake (bounded by the head timeout), then HTTP as on a plain connection;
+        or, stalled on purpose (``/stall-handshakes``), never an answer to the ClientHello."""
+        loop = asyncio.get_running_loop()
+        if self.stall_handshakes > 0:
+            self.stall_handshakes -= 1
+            self.stats.tls_stalled += 1
+            await loop.connect_accepted_socket(lambda: SlowHTTPConnection(self, stalled=True), sock)
+            return
+        try:
+            await loop.connect_accepted_socket(lambda: SlowHTTPConnection(self), sock, ssl=self.tls,
+                                               ssl_handshake_timeout=self.header_timeout or HEADER_TIMEOUT_S)
+        except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError):
+            self.stats.tls_failures += 1  # a client that gave up, spoke no TLS, or trusts another CA
+            sock.close()
+
+    def _close_listener(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+        if self.tls_listener is not None:
+            self.tls_accepting.cancel()
+            self.tls_listener.close()
 
     def set_hold(self, query: dict) -> tuple[bytes, bytes, bytes]:
         """``/hold?until=N&most=S[&then=D]``: hold the next answers until N requests are in
@@ -475,6 +550,20 @@ class SlowServer:
         self.hold = Hold(until, loop.time() + most, then)
         loop.call_at(self.hold.deadline, self._hold_deadline, self.hold)
         return b"200 OK", json.dumps({"holding_until": until}).encode(), b"application/json"
+
+    def set_stall(self, query: dict) -> tuple[bytes, bytes, bytes]:
+        """``/stall-handshakes?next=N``: the next N connections' TLS handshakes are never
+        answered (0 to 1000; over plain HTTP, 400). Returns the response."""
+        try:
+            count = int(query["next"][0])
+            if not 0 <= count <= 1000:
+                raise ValueError
+        except (KeyError, ValueError):
+            return b"400 Bad Request", b"stall-handshakes: give next=N (0..1000)\n", b"text/plain"
+        if self.tls is None:
+            return b"400 Bad Request", b"stall-handshakes: this server speaks no TLS (--tls)\n", b"text/plain"
+        self.stall_handshakes = count
+        return b"200 OK", json.dumps({"stalling": count}).encode(), b"application/json"
 
     def check_hold(self) -> None:
         """Release every held answer once enough requests are in flight at once."""
@@ -501,14 +590,14 @@ class SlowServer:
     def stop_accepting(self) -> None:
         """Close the listener: new connections are refused, open ones keep working."""
         self.stats.accepting = False
-        if self.listener is not None:
-            self.listener.close()
+        self._close_listener()
         self.log(f"stopped accepting after {self.stats.requests_served} requests answered")
 
     def stop(self) -> None:
         """Close the listener and every connection; idempotent."""
-        if self.listener is not None:
-            self.listener.close()
+        self._close_listener()
+        for handshake in list(self.handshakes):
+            handshake.cancel()
         for conn in list(self.connections):
             if conn.timer is not None:
                 conn.timer.cancel()
