@@ -16,13 +16,13 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .clients import lookup, resolve, target_name
+from .clients import Variant, lookup, resolve, target_name
 from .driving import CommandProcess, ExperimentResult, Progress, Run, fill
 from .judging import VERDICTS
-from .options import Settings, UsageError
+from .options import Settings, UsageError, override
 from .sampling.owned import sockets_of
 from .scenarios import COMMAND, SCENARIOS, SEVERAL_HOSTS, TCP_COUNT, WATCH, command, watch
 from .sampling import sites
@@ -154,13 +154,22 @@ def run(experiment: Experiment, *, progress: Progress = lambda line: None,
     settings = experiment.settings
     if experiment.scenario_name == WATCH:
         return _watch(experiment, progress)
-    certificates = _certificates(experiment) if settings.tls else None
+    if not settings.tls and _speaks_http2(experiment.target):
+        progress(f"{experiment.target_name} speaks HTTP/2, which clients negotiate over TLS: --tls on")
+        experiment = replace(experiment, settings=override(settings, tls="on"))
+    certificates = _certificates(experiment) if experiment.settings.tls else None
     try:
         with _trusting(certificates):
             return _run_on_servers(experiment, certificates, progress, on_server)
     finally:
         if certificates is not None:
             certificates.remove()
+
+
+def _speaks_http2(target: object) -> bool:
+    """A catalog variant made to speak HTTP/2 (``Variant.http2``)."""
+    found = lookup(target) if isinstance(target, str) else None
+    return isinstance(found, Variant) and found.http2
 
 
 def _certificates(experiment: Experiment) -> Certificates:

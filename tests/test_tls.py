@@ -127,6 +127,9 @@ CATALOG_OVER_TLS = {v.name: (["run", v.name, "--tls", "--expect", expectation(v.
 COMMANDS = {
     "curl-loop": ("for i in $(seq 1 15); do curl -s -o /dev/null {url}; done", ("curl", "curl"), "plateau"),
     "ab-keep-alive": ("ab -k -q -n 100000 -c 10 {url}", ("ab", "apache2-utils"), "plateau"),
+    # HTTP/2 (ALPN h2), a new curl each time: one connection each, closed when it ends
+    "curl-http2-loop": ("for i in $(seq 1 15); do curl -s --http2 -o /dev/null -w '%{http_version} ' {url}; done",
+                        ("curl", "curl"), "plateau"),
 }
 
 
@@ -161,6 +164,20 @@ def test_real_programs_over_https(over_tls, name):
     code, out, err, data = over_tls[name]
     assert code == 0 and data is not None, out + err
     assert data["figures"]["requests"] > 10, data["figures"]  # counted by the server: they got through TLS
+    if name == "curl-http2-loop":
+        assert set(data["figures"]["stdout_tail"].split()) == {"2"}, data["figures"]["stdout_tail"]  # HTTP/2 each
+
+
+def test_http2_multiplexes_on_one_socket_and_a_client_per_request_grows(over_tls):
+    """The verdict stays right when many requests share one socket: the peak in flight is
+    far above the sockets held, and the plateau is one socket per host."""
+    fixed, faulty = over_tls["httpx-h2-fixed"][3], over_tls["httpx-h2-faulty"][3]
+    assert fixed["verdict"] == "plateau" and set(fixed["figures"]["residuals"]) == {1}, fixed["figures"]
+    assert fixed["figures"]["peak_in_flight"] >= 10, fixed["figures"]  # the schedule's bursts, on that one socket
+    # the sweeps' proof assumes a pool uses every idle connection before opening one: not HTTP/2's; said so
+    assert fixed["figures"]["exact_check"].startswith("off: the client spoke HTTP/2"), fixed["figures"]
+    assert faulty["verdict"] == "growth", faulty["summary"]
+    assert faulty["figures"]["residuals"][-1] >= faulty["figures"]["requests"] - 2, faulty["figures"]
 
 
 def test_a_users_function_trusts_the_ca_through_the_environment(tmp_path):

@@ -39,6 +39,7 @@ class Variant:
     summary: str
     make: Callable[[ClientTuning], object]
     is_async: bool = False
+    http2: bool = False  # speaks HTTP/2, which clients negotiate over TLS (ALPN): run over HTTPS
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -58,6 +59,10 @@ VARIANTS: tuple[Variant, ...] = (
             _imported("httpx_variants", "HttpxStreamNeverClosed")),
     Variant("httpx-fixed", "httpx", FIXED,
             "one Client, Limits(max_keepalive_connections=5, keepalive_expiry) and timeouts", _imported("httpx_variants", "HttpxFixed")),
+    Variant("httpx-h2-faulty", "httpx", FAULTY, "HTTP/2: a new AsyncClient(http2=True) per request, never closed",
+            _imported("httpx_variants", "HttpxH2ClientPerRequest"), is_async=True, http2=True),
+    Variant("httpx-h2-fixed", "httpx", FIXED, "HTTP/2: one AsyncClient(http2=True), every request multiplexed on one "
+            "connection", _imported("httpx_variants", "HttpxH2Fixed"), is_async=True, http2=True),
     Variant("aiohttp-faulty", "aiohttp", FAULTY, "a new ClientSession per request, never closed (async)",
             _imported("aiohttp_variants", "AiohttpSessionPerRequest"), is_async=True),
     Variant("aiohttp-fixed", "aiohttp", FIXED,

@@ -1,4 +1,4 @@
-"""httpx: a Client per request, and streamed responses never closed."""
+"""httpx: a Client per request, streamed responses never closed, and the same over HTTP/2."""
 from __future__ import annotations
 
 import httpx
@@ -68,3 +68,54 @@ class HttpxFixed:
 
     def close(self) -> None:
         self.client.close()
+
+
+class HttpxH2ClientPerRequest:
+    """Faulty, HTTP/2 (async): a new ``httpx.AsyncClient(http2=True)`` per request, kept: each holds
+    its own connection, where one multiplexed connection would carry them all."""
+
+    def __init__(self, tuning: ClientTuning) -> None:
+        self.kept = Kept()
+        self.verify = tuning.ssl_context or True
+
+    async def __call__(self, url: str) -> int:
+        return (await self.kept.keep(httpx.AsyncClient(http2=True, verify=self.verify)).get(url)).status_code
+
+    async def aclose(self) -> None:
+        for client in self.kept.take_all():
+            await client.aclose()
+
+
+class HttpxH2Fixed:
+    """Fixed, HTTP/2 (async): one shared ``httpx.AsyncClient(http2=True)``, every request in flight
+    multiplexed on one connection per host; ``Limits(keepalive_expiry)`` and timeouts; a failed
+    request replaces the client. Async: httpcore's sync HTTP/2 raced its own stream ids across
+    threads under load here (a server saw ids out of order: ``StreamIDTooLowError``)."""
+
+    def __init__(self, tuning: ClientTuning) -> None:
+        self.tuning = tuning
+        self.client: httpx.AsyncClient | None = None  # made on the harness's loop, at first use
+
+    def _new_client(self) -> httpx.AsyncClient:
+        t = self.tuning
+        return httpx.AsyncClient(
+            http2=True,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=t.max_idle_total,
+                                keepalive_expiry=t.idle_timeout),
+            timeout=httpx.Timeout(t.read_timeout, connect=t.connect_timeout),
+            verify=t.ssl_context or True,
+        )
+
+    async def __call__(self, url: str) -> int:
+        if self.client is None:
+            self.client = self._new_client()
+        try:
+            return (await self.client.get(url)).status_code
+        except httpx.HTTPError:
+            old, self.client = self.client, self._new_client()
+            await old.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()

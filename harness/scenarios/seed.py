@@ -90,6 +90,7 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
                                   f"the first: {run.tracker.first_error}")
         if rnd == 1:
             run.confirm_traffic()  # a client that never reaches the server is told so after one round, not three
+            multiplexed = any(server.stats()["http2_connections"] for server in run.servers)
         sample, snap = run.settle("round_end")
         residuals.append(sample.held)
         peaks.append(run.tracker.peak)
@@ -99,7 +100,7 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
                               **({"residual_by_host": dict(zip(run.hosts, sample.held_by_host))} if run.hosts else {})})
         held = f"{sample.held} sockets kept" + (f", {sample.close_wait} of them in CLOSE_WAIT" if sample.close_wait else "")
         progress(f"round {rnd}: {schedule.requests} requests, {held} (peak {run.tracker.peak} in flight)")
-        if rnd >= settings.rounds_for(run.counter.exact):
+        if rnd >= settings.rounds_for(run.counter.exact and not multiplexed):
             trend = judge_trend(residuals, peaks, schedule.requests, final=rnd == settings.max_rounds)
             if trend.verdict != UNDECIDED:
                 break
@@ -107,7 +108,7 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
     # the rounds' own figures: churn and the variants' checks speak of the schedule, not of the sweeps
     tally, churn = run.tally(), run.churn(snap.time_wait)
     started, failed = run.tracker.started, run.tracker.failed
-    sweeps, exact_check = _sweep(run, settings, progress, trend.verdict)
+    sweeps, exact_check = _sweep(run, settings, progress, trend.verdict, multiplexed)
     checks: list[Check] = []
     cycle_ends = [s.held for s in run.recorder.samples if s.label in ("cycle_end", "round_end")]
     if isinstance(run.client, FaultyClient):
@@ -142,7 +143,8 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
                              sweeps)
 
 
-def _sweep(run: Run, settings: Settings, progress: Progress, trend: str) -> tuple[Sweeps | None, str]:
+def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
+           multiplexed: bool = False) -> tuple[Sweeps | None, str]:
     """Bursts of concurrent requests through the client, each larger than all it holds,
     until a socket is proved abandoned (held, no byte through a burst) or the
     requests sent reach ``settings.budget``; at least one. Returns the sweeps'
@@ -150,6 +152,9 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str) -> tupl
     if not run.counter.exact:
         return None, (f"off: the {settings.sampler} sampler cannot read tcp_info (netlink can); "
                       "judged by rounds alone")
+    if multiplexed:  # its proof rests on a pool handing out every idle connection before it opens another
+        return None, ("off: the client spoke HTTP/2, whose pool may carry every request on one connection and "
+                      "leave another idle; judged by rounds alone")
     if trend == GROWTH:
         return None, "not needed: the rounds already show growth"
     abandoned: list = []

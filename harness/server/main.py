@@ -39,6 +39,11 @@ from .faults import FAULT_FLAG, FAULTS, KNOBS, Faults, fault_help
 from .protocol import HEADER_TIMEOUT_S, SlowServer
 from .tls import Certificates, server_context
 
+try:
+    from .http2 import H2Session as http2_session
+except ImportError:  # without the h2 library: HTTP/1.1 only
+    http2_session = None
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m harness.server", description="The slow server: every request waits "
@@ -96,7 +101,7 @@ async def serve(args: argparse.Namespace, made: Certificates | None = None) -> i
         raise UsageError(f"--host {args.host!r}: give an address to listen on, e.g. 127.0.0.1")
     faults = Faults(args.fault, *(getattr(args, knob.name) for knob in KNOBS))
     server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults, args.header_timeout,
-                        tls_context(args, made))
+                        tls_context(args, made), http2_session)
     try:
         await server.start()
     except OSError as exc:

@@ -22,7 +22,9 @@ import ssl
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -54,6 +56,7 @@ class ServerStats:
     tls_handshakes: int = 0  # TLS handshakes completed (--tls)
     tls_failures: int = 0  # TLS handshakes that failed or timed out (the client gave up, or spoke no TLS)
     tls_stalled: int = 0  # handshakes stalled on purpose (/stall-handshakes): never answered
+    http2_connections: int = 0  # connections that spoke HTTP/2 (ALPN h2, or h2c's preface)
     accepting: bool = True
     faults: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
 
@@ -74,6 +77,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 PROBE_EVERY_S = 0.02
 PROBE_CHECKS = 50
 REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ \r\n]+ HTTP/1\.[01]\r?\n\Z")
+H2C_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # an h2c client with prior knowledge sends this first
 HEADER_TIMEOUT_S = 60.0  # default: no experiment's client takes seconds to send a head; a minute never cuts one
 
 
@@ -90,156 +94,30 @@ def _wants_keep_alive(request: h11.Request) -> bool:
     return True
 
 
-class SlowHTTPConnection(asyncio.Protocol):
-    """One client connection: parse a request, answer after the delay, repeat."""
+class RequestLifecycle:
+    """A request from whole to answered: routing (/stats, /hold, /stall-handshakes), the delay
+    from when its data arrived, the faults, and a client that hangs up first. Shared by an
+    HTTP/1.1 connection and an HTTP/2 stream (``h2.py``), which provide ``_respond``,
+    ``_abandon``, ``_cancel_idle_close`` and the fault actions (``faults.Struck``)."""
 
-    def __init__(self, server: SlowServer, stalled: bool = False) -> None:
-        self.server = server
-        self.transport: asyncio.Transport | None = None
-        self.peer = "?"
-        self.parser: h11.Connection | None = h11.Connection(h11.SERVER)
-        self.request: h11.Request | None = None
-        self.request_started = 0.0
-        self.arrived = 0.0  # when the loop woke up with this connection's latest data (loop time)
-        self.reading_paused = False
-        self.idle_timer: asyncio.TimerHandle | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.pending_fault: Fault | None = None  # the fault the pending request will get, if any
-        self.head_timer: asyncio.TimerHandle | None = None  # a request head must arrive whole in time
-        self.half_closed = False  # the client sent FIN after its request: answer, then close
-        self.probes = 0
-        self.closed = False
-        self.stalled = stalled  # a TLS handshake stalled on purpose: what the client sends is read and dropped
+    server: SlowServer
+    request: h11.Request | None
+    arrived: float  # loop time the request's data arrived
+    timer: asyncio.TimerHandle | None  # the pending answer
+    pending_fault: Fault | None
+    request_started: float
+    closed: bool
+    peer: str
 
-    # asyncio callbacks -------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # not isinstance(transport, asyncio.Transport): uvloop's transports do not derive from it
-        # (an assert here once failed every request under uvloop)
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peer = transport.get_extra_info("peername")
-        if peer:
-            self.peer = f"{peer[0]}:{peer[1]}"
-        self.server.connections.add(self)
-        self.server.stats.open_connections += 1
-        self.server.stats.connections_accepted += 1
-        if self.server.tls is not None and not self.stalled:
-            self.server.stats.tls_handshakes += 1  # called once the handshake is over
-        self._start_head_timer()  # a connection that never sends a whole request is not held for ever
+    def _respond(self, request: h11.Request, status: bytes, body: bytes, ctype: bytes) -> None:
+        raise NotImplementedError
 
-    def data_received(self, data: bytes) -> None:
-        if self.stalled:
-            return  # a stalled handshake: read (so a hang-up is seen) and dropped
-        self.arrived = self.server.batch_time()
-        if self.parser is None:  # the previous request was answered: a fresh parser, made only now
-            self.parser = h11.Connection(h11.SERVER)
-            self._start_head_timer()
-        self.parser.receive_data(data)
-        self._advance()
+    def _abandon(self) -> None:
+        """The client hung up before its answer: drop what is left of it."""
+        raise NotImplementedError
 
-    def eof_received(self) -> bool:
-        if self.timer is None or self.stalled:
-            return False  # nothing pending: let asyncio close our side too
-        # FIN with a request pending: a half-close (shutdown(SHUT_WR), which HTTP allows: answer, then
-        # close) or a hang-up (close()). A 1xx, which every HTTP/1.1 client skips, tells them apart: a
-        # socket that was closed answers it with RST.
-        self.half_closed = True
-        assert self.transport is not None
-        self.transport.write(CONTINUE)
-        self._probe_later()
-        return True  # keep our side open for the answer
-
-    def _probe_later(self) -> None:
-        asyncio.get_running_loop().call_later(PROBE_EVERY_S, self._probe)
-
-    def _probe(self) -> None:
-        """After the 1xx: a reset socket means the client hung up; checked PROBE_CHECKS times."""
-        if self.closed or self.timer is None or self.transport is None:
-            return
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-            self._hung_up()  # RST: ECONNRESET, or EPIPE in CLOSE_WAIT
-            return
-        self.probes += 1
-        if self.probes < PROBE_CHECKS:
-            self._probe_later()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_idle_close()
-        self._cancel_head_timer()
-        if self.timer is not None:
-            self._hung_up()
-        if not self.closed:
-            self.closed = True
-            self.server.connections.discard(self)
-            self.server.stats.open_connections -= 1
-
-    # request handling --------------------------------------------------
-    def _advance(self) -> None:
-        """Parse events until a whole request is in, unless one is pending."""
-        while self.timer is None and not self.closed and self.parser is not None:
-            try:
-                event = self.parser.next_event()
-            except h11.RemoteProtocolError as exc:
-                self._send_error(exc)
-                return
-            if event is h11.NEED_DATA:
-                if not self._first_line_ok():
-                    self._bad_request("not an HTTP/1.x request line")
-                    return
-                self._limit_buffering()
-                return
-            if isinstance(event, h11.Request):
-                self._cancel_head_timer()
-                if event.http_version not in (b"1.0", b"1.1"):
-                    self._bad_request(f"HTTP/{event.http_version.decode('latin-1')} is not HTTP/1.x")
-                    return
-                self.request = event
-                if self.parser.they_are_waiting_for_100_continue:
-                    assert self.transport is not None
-                    self.transport.write(CONTINUE)  # Expect: 100-continue: send the body
-            elif isinstance(event, h11.EndOfMessage):
-                self._request_complete()
-            elif isinstance(event, h11.ConnectionClosed):
-                return
-            # h11.Data: a request body, read and ignored.
-
-    def _first_line_ok(self) -> bool:
-        """While a request head is incomplete: once its first line is whole, it must be
-        ``METHOD TARGET HTTP/1.x`` (an HTTP/0.9 ``GET /`` would otherwise wait for ever)."""
-        assert self.parser is not None
-        buffered = self.parser.trailing_data[0].lstrip(b"\r\n")
-        end = buffered.find(b"\n")
-        return end < 0 or REQUEST_LINE.match(buffered[: end + 1]) is not None
-
-    def _start_head_timer(self) -> None:
-        if self.head_timer is None and self.server.header_timeout is not None:
-            self.head_timer = asyncio.get_running_loop().call_later(self.server.header_timeout, self._head_timed_out)
-
-    def _cancel_head_timer(self) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self.head_timer = None
-        if self.closed or self.transport is None:
-            return
-        self.server.stats.header_timeouts += 1
-        started = self.parser is not None and bool(self.parser.trailing_data[0])
-        if started:  # part of a head: say why before closing
-            body = b"request head not complete in time\n"
-            self.transport.write(response_head(b"408 Request Timeout", len(body), False) + body)
-        self.transport.close()
-
-    def _limit_buffering(self) -> None:
-        assert self.parser is not None
-        buffered = len(self.parser.trailing_data[0])
-        if buffered > MAX_BUFFERED_BYTES and self.transport is not None:
-            self.reading_paused = True
-            self.transport.pause_reading()
+    def _cancel_idle_close(self) -> None:
+        raise NotImplementedError
 
     def _request_complete(self) -> None:
         request = self.request
@@ -318,6 +196,189 @@ class SlowHTTPConnection(asyncio.Protocol):
         if limit is not None and stats.requests_served >= limit and stats.accepting:
             self.server.stop_accepting()
 
+    def _hung_up(self) -> None:
+        assert self.timer is not None
+        fault, self.pending_fault = self.pending_fault, None
+        if fault is not None and fault.never_answers:
+            self.server.stats.faults[fault.counter] -= 1
+        self.timer.cancel()
+        self.timer = None
+        self.server.stats.active_requests -= 1
+        self.server.stats.hung_up_early += 1
+        waited = time.monotonic() - self.request_started
+        self.server.log(f"client {self.peer} hung up {waited:.3f} s into its request; not answered")
+        self._abandon()
+
+
+class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
+    """One client connection: parse a request, answer after the delay, repeat."""
+
+    def __init__(self, server: SlowServer, stalled: bool = False) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.parser: h11.Connection | None = h11.Connection(h11.SERVER)
+        self.request: h11.Request | None = None
+        self.request_started = 0.0
+        self.arrived = 0.0  # when the loop woke up with this connection's latest data (loop time)
+        self.reading_paused = False
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.pending_fault: Fault | None = None  # the fault the pending request will get, if any
+        self.head_timer: asyncio.TimerHandle | None = None  # a request head must arrive whole in time
+        self.half_closed = False  # the client sent FIN after its request: answer, then close
+        self.probes = 0
+        self.closed = False
+        self.stalled = stalled  # a TLS handshake stalled on purpose: what the client sends is read and dropped
+        self.h2: Any = None  # HTTP/2 chosen (ALPN h2, or h2c's preface): its session (http2.H2Session)
+        self.fresh = True  # nothing received yet: an h2c preface may come
+
+    # asyncio callbacks -------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # not isinstance(transport, asyncio.Transport): uvloop's transports do not derive from it
+        # (an assert here once failed every request under uvloop)
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        self.server.connections.add(self)
+        self.server.stats.open_connections += 1
+        self.server.stats.connections_accepted += 1
+        if self.server.tls is not None and not self.stalled:
+            self.server.stats.tls_handshakes += 1  # called once the handshake is over
+            ssl_object = transport.get_extra_info("ssl_object")
+            if self.server.http2 is not None and ssl_object is not None \
+                    and ssl_object.selected_alpn_protocol() == "h2":
+                self._speak_http2()
+                return
+        self._start_head_timer()  # a connection that never sends a whole request is not held for ever
+
+    def data_received(self, data: bytes) -> None:
+        if self.stalled:
+            return  # a stalled handshake: read (so a hang-up is seen) and dropped
+        if self.fresh:
+            self.fresh = False
+            if self.h2 is None and self.server.http2 is not None and data.startswith(H2C_PREFACE):  # h2c with prior knowledge (curl --http2-prior-knowledge)
+                self._cancel_head_timer()
+                self._speak_http2()
+        if self.h2 is not None:
+            self.arrived = self.server.batch_time()
+            self.h2.data_received(data)
+            return
+        self.arrived = self.server.batch_time()
+        if self.parser is None:  # the previous request was answered: a fresh parser, made only now
+            self.parser = h11.Connection(h11.SERVER)
+            self._start_head_timer()
+        self.parser.receive_data(data)
+        self._advance()
+
+    def eof_received(self) -> bool:
+        if self.timer is None or self.stalled or self.h2 is not None:
+            return False  # nothing pending: let asyncio close our side too
+        # FIN with a request pending: a half-close (shutdown(SHUT_WR), which HTTP allows: answer, then
+        # close) or a hang-up (close()). A 1xx, which every HTTP/1.1 client skips, tells them apart: a
+        # socket that was closed answers it with RST.
+        self.half_closed = True
+        assert self.transport is not None
+        self.transport.write(CONTINUE)
+        self._probe_later()
+        return True  # keep our side open for the answer
+
+    def _probe_later(self) -> None:
+        asyncio.get_running_loop().call_later(PROBE_EVERY_S, self._probe)
+
+    def _probe(self) -> None:
+        """After the 1xx: a reset socket means the client hung up; checked PROBE_CHECKS times."""
+        if self.closed or self.timer is None or self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self._hung_up()  # RST: ECONNRESET, or EPIPE in CLOSE_WAIT
+            return
+        self.probes += 1
+        if self.probes < PROBE_CHECKS:
+            self._probe_later()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_idle_close()
+        self._cancel_head_timer()
+        if self.h2 is not None:
+            self.h2.connection_lost()
+        if self.timer is not None:
+            self._hung_up()
+        if not self.closed:
+            self.closed = True
+            self.server.connections.discard(self)
+            self.server.stats.open_connections -= 1
+
+    # request handling --------------------------------------------------
+    def _advance(self) -> None:
+        """Parse events until a whole request is in, unless one is pending."""
+        while self.timer is None and not self.closed and self.parser is not None:
+            try:
+                event = self.parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._send_error(exc)
+                return
+            if event is h11.NEED_DATA:
+                if not self._first_line_ok():
+                    self._bad_request("not an HTTP/1.x request line")
+                    return
+                self._limit_buffering()
+                return
+            if isinstance(event, h11.Request):
+                self._cancel_head_timer()
+                if event.http_version not in (b"1.0", b"1.1"):
+                    self._bad_request(f"HTTP/{event.http_version.decode('latin-1')} is not HTTP/1.x")
+                    return
+                self.request = event
+                if self.parser.they_are_waiting_for_100_continue:
+                    assert self.transport is not None
+                    self.transport.write(CONTINUE)  # Expect: 100-continue: send the body
+            elif isinstance(event, h11.EndOfMessage):
+                self._request_complete()
+            elif isinstance(event, h11.ConnectionClosed):
+                return
+            # h11.Data: a request body, read and ignored.
+
+    def _first_line_ok(self) -> bool:
+        """While a request head is incomplete: once its first line is whole, it must be
+        ``METHOD TARGET HTTP/1.x`` (an HTTP/0.9 ``GET /`` would otherwise wait for ever)."""
+        assert self.parser is not None
+        buffered = self.parser.trailing_data[0].lstrip(b"\r\n")
+        end = buffered.find(b"\n")
+        return end < 0 or REQUEST_LINE.match(buffered[: end + 1]) is not None
+
+    def _start_head_timer(self) -> None:
+        if self.head_timer is None and self.server.header_timeout is not None:
+            self.head_timer = asyncio.get_running_loop().call_later(self.server.header_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.closed or self.transport is None:
+            return
+        self.server.stats.header_timeouts += 1
+        started = self.parser is not None and bool(self.parser.trailing_data[0])
+        if started:  # part of a head: say why before closing
+            body = b"request head not complete in time\n"
+            self.transport.write(response_head(b"408 Request Timeout", len(body), False) + body)
+        self.transport.close()
+
+    def _limit_buffering(self) -> None:
+        assert self.parser is not None
+        buffered = len(self.parser.trailing_data[0])
+        if buffered > MAX_BUFFERED_BYTES and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
     def _respond(self, request: h11.Request, status: bytes, body: bytes, ctype: bytes) -> None:
         assert self.transport is not None and self.parser is not None
         keep_alive = _wants_keep_alive(request)
@@ -376,6 +437,16 @@ class SlowHTTPConnection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.close()
 
+    def _abandon(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _speak_http2(self) -> None:
+        assert self.server.http2 is not None
+        self.parser = None
+        self.server.stats.http2_connections += 1
+        self.h2 = self.server.http2(self)
+
     def close_uncleanly(self) -> None:
         """FIN after what was written, without TLS's close_notify: the TCP connection ends
         under the TLS session, as a crashed peer or a middlebox ends it."""
@@ -400,21 +471,6 @@ class SlowHTTPConnection(asyncio.Protocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
 
-    def _hung_up(self) -> None:
-        assert self.timer is not None
-        fault, self.pending_fault = self.pending_fault, None
-        if fault is not None and fault.never_answers:
-            self.server.stats.faults[fault.counter] -= 1
-        self.timer.cancel()
-        self.timer = None
-        self.server.stats.active_requests -= 1
-        self.server.stats.hung_up_early += 1
-        waited = time.monotonic() - self.request_started
-        self.server.log(f"client {self.peer} hung up {waited:.3f} s into its request; not answered")
-        if self.transport is not None:
-            self.transport.abort()
-
-
 @dataclass
 class Hold:
     """A barrier: answers wait until ``until`` requests are in flight at once, or the
@@ -432,10 +488,12 @@ class SlowServer:
     """Owns the listener, the open connections and the counters."""
 
     def __init__(self, host: str, port: int, delay: float, track_interval: float, faults: Faults = Faults(),
-                 header_timeout: float | None = HEADER_TIMEOUT_S, tls: ssl.SSLContext | None = None) -> None:
+                 header_timeout: float | None = HEADER_TIMEOUT_S, tls: ssl.SSLContext | None = None,
+                 http2: Callable[[SlowHTTPConnection], Any] | None = None) -> None:
         self.faults = faults
         self.tls = tls  # HTTPS: each connection's handshake runs on the event loop (start_tls)
         self.stall_handshakes = 0  # the next N TLS handshakes are never answered (/stall-handshakes?next=N)
+        self.http2 = http2  # makes a connection's HTTP/2 session (http2.H2Session); None: HTTP/1.1 only
         self.header_timeout = header_timeout
         self.requests_started = 0
         self.host = host

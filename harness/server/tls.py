@@ -7,6 +7,7 @@ a CA and a certificate (ECDSA keys), a few kB on disk.
 """
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import ssl
 import tempfile
@@ -61,7 +62,11 @@ class Certificates:
         self.remove()
 
 
-def server_context(cert: str | Path, key: str | Path, alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
+# what the server offers in ALPN: HTTP/2 first where the h2 library is installed, as real servers do
+ALPN = (("h2",) if importlib.util.find_spec("h2") else ()) + ("http/1.1",)
+
+
+def server_context(cert: str | Path, key: str | Path, alpn: tuple[str, ...] = ALPN) -> ssl.SSLContext:
     """The server's TLS context: ``cert`` (a PEM chain) and ``key``, TLS 1.2 or newer, ALPN ``alpn``.
     Raises OSError or ssl.SSLError for files that are missing or do not match."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
