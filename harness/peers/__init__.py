@@ -42,18 +42,18 @@ class GoPeer(ServerProcess):
         return [self.binary, "-delay", repr(self.delay)]
 
 
-def build_go(folder: str) -> str | None:
-    """Build ``slow_server.go`` into ``folder``; its path, or None without ``go``.
-    Raises ServerError when the build fails."""
+def build_go(folder: str, source: Path = GO_SOURCE) -> str | None:
+    """Build one Go file (``slow_server.go`` by default) into ``folder``, a program named
+    after it; its path, or None without ``go``. Raises ServerError when the build fails."""
     go = shutil.which("go")
     if go is None:
         return None
-    binary = os.path.join(folder, "slow_server")
+    binary = os.path.join(folder, Path(source).stem)
     env = {**os.environ, "GO111MODULE": "off", "GOFLAGS": ""}
-    done = subprocess.run([go, "build", "-o", binary, str(GO_SOURCE)], capture_output=True, text=True, env=env,
+    done = subprocess.run([go, "build", "-o", binary, str(source)], capture_output=True, text=True, env=env,
                           timeout=GO_BUILD_DEADLINE_S)
     if done.returncode != 0:
-        raise ServerError(f"go build {GO_SOURCE.name}: {done.stderr.strip()[-500:]}")
+        raise ServerError(f"go build {Path(source).name}: {done.stderr.strip()[-500:]}")
     return binary
 
 
