@@ -91,7 +91,7 @@ def report_html(results: Sequence[ExperimentResult], title: str) -> str:
     rows = "".join(
         f'<tr><td><a href="#{anchor}">{escape(r.name)}</a></td>'
         f'<td class="{"passed" if r.passed else "failed"}">{escape(_outcome(r))}</td>'
-        f"<td>{escape(r.verdict.word or '-') if r.verdict else '-'}</td><td>{escape(_why(r))}</td>"
+        f"<td>{escape(r.verdict.word or 'checks') if r.verdict else '-'}</td><td>{escape(_why(r))}</td>"
         f"<td>{r.duration_s:.2f}</td></tr>\n" for r, anchor in zip(ordered, ids))
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(min((r.started_at for r in results), default=time.time())))
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
