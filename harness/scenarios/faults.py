@@ -17,6 +17,7 @@ these two need their own shape:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from ..clients import FaultyClient, FixedClient
 from ..driving import ExperimentError, ExperimentResult, HangFigures, Progress, Run, StopAcceptingFigures
@@ -42,38 +43,54 @@ def _wait_hanging(run: Run, target: int, settings: Settings, deadline_s: float =
     return hanging
 
 
-def hang(run: Run, settings: Settings, result: ExperimentResult, progress: Progress, expect: str | None) -> None:
+def _never_answered(run: Run, settings: Settings, progress: Progress, stuck: int, what: str, timeout: str,
+                    said: str, label: str, server_saw: Callable[[], list[Check]] = list,
+                    ) -> tuple[list[Check], HangFigures, list]:
+    """``HANG_REQUESTS`` requests at once, ``stuck`` of them never answered (``what``: "hung requests"). A
+    client without timeouts waits for ever, each holding its socket; one with ``timeout`` (its settings'
+    ``read_timeout`` or ``connect_timeout``) gives up, closes its idle connections (``server_saw``: what the
+    server must have noticed by then), and its next request works. Returns the checks, the figures and
+    the sockets held at the end."""
     for _ in range(HANG_REQUESTS):
         run.driver.fire()
-    hung = HANG_REQUESTS // HANG_EVERY
-    read_timeout = getattr(getattr(run.client, "settings", None), "read_timeout", 0.0)
-    window = max(settings.delay, read_timeout) + OBSERVE_SLACK_S
-    progress(f"{HANG_REQUESTS} requests, every {HANG_EVERY}th never answered; watching {window:.1f} s")
+    limit = getattr(getattr(run.client, "settings", None), timeout, 0.0)
+    window = max(settings.delay, limit) + OBSERVE_SLACK_S
+    progress(f"{HANG_REQUESTS} requests, {said}; watching {window:.1f} s")
     run.tracker.wait_idle(window)
     still = run.tracker.current
-    sample, snap = run.settle("after_hang")
+    sample, snap = run.settle(label)
     checks: list[Check] = []
     if isinstance(run.client, FaultyClient):
         # tolerance 0: no timeout, and the server never answers them: they wait for ever
-        checks.append(check_equals("hung requests never end", still, hung, 0, f"requests in flight after {window:.1f} s"))
-        # tolerance 0: every answered request's session kept its socket, and each hung one holds its own
+        checks.append(check_equals(f"{what} never end", still, stuck, 0, f"requests in flight after {window:.1f} s"))
+        # tolerance 0: every answered request's session kept its socket, and each stuck one holds its own
         checks.append(check_equals("sockets held", sample.held, HANG_REQUESTS, 0, "held sockets"))
     if isinstance(run.client, FixedClient):
-        checks.append(check_equals("gives up on hung requests", still, 0, 0, f"requests in flight after {window:.1f} s"))
-        # tolerance 0: exactly the hung ones fail, each with a read timeout
-        checks.append(check_equals("hung requests fail", run.tracker.failed, hung, 0, "failed requests"))
+        checks.append(check_equals(f"gives up on {what}", still, 0, 0, f"requests in flight after {window:.1f} s"))
+        # tolerance 0: exactly the stuck ones fail, each with its timeout
+        checks.append(check_equals(f"{what} fail", run.tracker.failed, stuck, 0, "failed requests"))
         checks.append(check_at_most("idle closed on error", sample.held, run.client.idle_cap_per_host, "held sockets"))
-        # the client hung up; the server notices at its next read (bounded wait)
-        hanging = _wait_hanging(run, 0, settings)
-        checks.append(check_equals("the server saw it give up", hanging, 0, 0, "requests still hanging at the server"))
-        run.driver.fire()  # the 11th: answered
+        checks += server_saw()
+        run.driver.fire()  # the next: answered
         run.drain(window)
-        recovered = run.tracker.failed == hung
+        recovered = run.tracker.failed == stuck
         checks.append(Check("recovers", recovered, "the next request succeeded" if recovered else
                             f"the next request failed too: {run.tracker.first_error}"))
-    result.figures = HangFigures(hung_requests=hung, still_in_flight=still, held=sample.held,
-                                 window_s=round(window, 2), **run.tally())
-    result.sockets_left = list(snap.sockets)
+    figures = HangFigures(hung_requests=stuck, still_in_flight=still, held=sample.held, window_s=round(window, 2),
+                          **run.tally())
+    return checks, figures, list(snap.sockets)
+
+
+def hang(run: Run, settings: Settings, result: ExperimentResult, progress: Progress, expect: str | None) -> None:
+    hung = HANG_REQUESTS // HANG_EVERY
+
+    def server_saw() -> list[Check]:  # the client hung up; the server notices at its next read (bounded wait)
+        hanging = _wait_hanging(run, 0, settings)
+        return [check_equals("the server saw it give up", hanging, 0, 0, "requests still hanging at the server")]
+
+    checks, result.figures, result.sockets_left = _never_answered(
+        run, settings, progress, hung, "hung requests", "read_timeout", f"every {HANG_EVERY}th never answered",
+        "after_hang", server_saw)
     result.verdict = combine(None, None, checks)
 
 
@@ -81,39 +98,13 @@ def stalled_handshake(run: Run, settings: Settings, result: ExperimentResult, pr
                       expect: str | None) -> None:
     if run.server.tls is None:
         raise ExperimentError("stalled_handshake stalls TLS handshakes: run it over HTTPS (--tls, tls=on)")
-    run.server.stall_handshakes(STALLED)
-    for _ in range(HANG_REQUESTS):  # concurrent, on new connections: the first STALLED to arrive stall
-        run.driver.fire()
-    connect_timeout = getattr(getattr(run.client, "settings", None), "connect_timeout", 0.0)
-    window = max(settings.delay, connect_timeout) + OBSERVE_SLACK_S
-    progress(f"{HANG_REQUESTS} requests, the first {STALLED} TLS handshakes never answered; watching {window:.1f} s")
-    run.tracker.wait_idle(window)
-    still = run.tracker.current
-    sample, snap = run.settle("after_stall")
-    checks: list[Check] = []
-    if isinstance(run.client, FaultyClient):
-        # tolerance 0: no timeout, and the server never answers their handshakes: they wait for ever
-        checks.append(check_equals("stalled handshakes never end", still, STALLED, 0,
-                                   f"requests in flight after {window:.1f} s"))
-        # tolerance 0: every answered request's session kept its socket, and each stalled one holds its own
-        checks.append(check_equals("sockets held", sample.held, HANG_REQUESTS, 0, "held sockets"))
-    if isinstance(run.client, FixedClient):
-        checks.append(check_equals("gives up on stalled handshakes", still, 0, 0,
-                                   f"requests in flight after {window:.1f} s"))
-        # tolerance 0: exactly the stalled ones fail, each with a connect timeout
-        checks.append(check_equals("stalled handshakes fail", run.tracker.failed, STALLED, 0, "failed requests"))
-        checks.append(check_at_most("idle closed on error", sample.held, run.client.idle_cap_per_host, "held sockets"))
-        run.driver.fire()  # the next: a handshake answered
-        run.drain(window)
-        recovered = run.tracker.failed == STALLED
-        checks.append(Check("recovers", recovered, "the next request succeeded" if recovered else
-                            f"the next request failed too: {run.tracker.first_error}"))
-    stalled = run.server.stats()["tls_stalled"]
+    run.server.stall_handshakes(STALLED)  # on new connections, the first STALLED to arrive stall
+    checks, result.figures, result.sockets_left = _never_answered(
+        run, settings, progress, STALLED, "stalled handshakes", "connect_timeout",
+        f"the first {STALLED} TLS handshakes never answered", "after_stall")
     # tolerance 0: the server stalled exactly the handshakes it was asked to, no more (its own count)
-    checks.append(check_equals("handshakes stalled", stalled, STALLED, 0, "handshakes the server stalled"))
-    result.figures = HangFigures(hung_requests=STALLED, still_in_flight=still, held=sample.held,
-                                 window_s=round(window, 2), **run.tally())
-    result.sockets_left = list(snap.sockets)
+    checks.append(check_equals("handshakes stalled", run.server.stats()["tls_stalled"], STALLED, 0,
+                               "handshakes the server stalled"))
     result.verdict = combine(None, None, checks)
 
 
