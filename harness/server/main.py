@@ -8,7 +8,9 @@ Per-request overrides in the query string: ``delay=S`` waits S seconds instead
 of ``--delay``; ``fault=NAME`` (or ``fail=reset``) misbehaves as ``--fault``
 says. Faults for the whole server: ``--fault`` (every ``--fault-every``-th
 request), ``--idle-close S``, ``--stop-accepting-after N`` (see ``--help``).
-``GET /stats`` answers at once with the server's counters as JSON.
+``GET /stats`` answers at once with the server's counters as JSON. ``--tls`` serves
+HTTPS (and HTTP/2 by ALPN) with a CA made at start, named in the ready line as
+``"ca"``; ``--cert``/``--key`` with a certificate of your own.
 """
 from __future__ import annotations
 

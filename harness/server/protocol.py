@@ -9,6 +9,12 @@ a short body, ``Content-Length`` and ``Connection: keep-alive``; the connection
 stays open for the next request (HTTP/1.1, and HTTP/1.0 clients that ask for
 keep-alive). ``?fault=NAME`` (``faults.py``) misbehaves instead. ``GET /stats``
 answers at once with the counters as JSON.
+
+With a TLS context (``--tls``, ``tls.py``) each accepted connection's handshake runs
+in a task of its own, so one can be stalled on purpose (``/stall-handshakes``); a
+connection that chooses HTTP/2 (ALPN ``h2``, or h2c's preface) is handed to the
+session maker it was given (``http2.H2Session``), whose streams share
+``RequestLifecycle`` with HTTP/1.1 requests.
 """
 from __future__ import annotations
 
@@ -97,7 +103,7 @@ def _wants_keep_alive(request: h11.Request) -> bool:
 class RequestLifecycle:
     """A request from whole to answered: routing (/stats, /hold, /stall-handshakes), the delay
     from when its data arrived, the faults, and a client that hangs up first. Shared by an
-    HTTP/1.1 connection and an HTTP/2 stream (``h2.py``), which provide ``_respond``,
+    HTTP/1.1 connection and an HTTP/2 stream (``http2.py``), which provide ``_respond``,
     ``_abandon``, ``_cancel_idle_close`` and the fault actions (``faults.Struck``)."""
 
     server: SlowServer
