@@ -59,6 +59,21 @@ def test_a_leaking_process_is_growth(own_server, tmp_path):
     assert f"plot: {picture}" in out and picture.read_bytes().startswith(b"\x89PNG"), out
 
 
+def test_undecided_at_its_duration_it_samples_half_as_long_again_once(own_server, tmp_path):
+    """0.4 s of samples cannot fill the verdict's windows: undecided, so 0.2 s more, once, then said."""
+    proc = subprocess.Popen([sys.executable, str(CLIENT), own_server, "pool", RUNS_S], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() in ("started", "")
+        code = main(["watch", "--pid", str(proc.pid), "--duration", "0.4", "--json", str(tmp_path / "w.json"),
+                     "--results-dir", str(tmp_path), "--plots", "off"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    data = json.loads((tmp_path / "w.json").read_text())
+    assert code == 0 and data["verdict"] == "undecided", data["summary"]
+    assert 0.6 <= data["figures"]["ran_s"] < 1.5, data["figures"]  # 0.4 + 0.2, not more (a sample's time above)
+
+
 def test_a_pooling_process_is_a_plateau(start_slow_server, tmp_path):
     server = start_slow_server(delay=0.05)
     status, out, data = watched([sys.executable, str(CLIENT), server.url, "pool", RUNS_S], tmp_path)

@@ -17,6 +17,7 @@ from ..judging import GROWTH, UNDECIDED, combine, judge_series
 from ..options import Settings
 from ..sampling import Sample
 from ..sampling.owned import OwnedSocket, sockets_of
+from .command import EXTEND_FRACTION
 
 PROGRESS_EVERY_S = 1.0
 MOST_ENDPOINTS = 20  # endpoints kept in the series and the CSV: the busiest
@@ -32,12 +33,22 @@ def _held(pid: int) -> list[OwnedSocket]:
     return [s for s in held if s.local_port not in servers]
 
 
+def _undecided(rows: list[tuple[float, dict[str, int], int, int]]) -> bool:
+    """Some endpoint's series so far cannot be judged yet (and none grows)."""
+    times = [t for t, _, _, _ in rows]
+    verdicts = {judge_series(times, [counts.get(e, 0) for _, counts, _, _ in rows]).verdict
+                for e in {e for _, counts, _, _ in rows for e in counts}}
+    return GROWTH not in verdicts and UNDECIDED in verdicts
+
+
 def watch(pid: int, settings: Settings, result: ExperimentResult, progress: Progress, expect: str | None,
           ended: Callable[[], bool] = lambda: False) -> None:
-    """Sample ``pid`` for ``settings.duration`` s, or until ``ended()`` (a command the
-    harness started ends by itself); fill in ``result`` (growth when any endpoint
-    grows, plateau when every one is a plateau, else undecided)."""
+    """Sample ``pid`` for ``settings.duration`` s (half as long again, once, if still
+    undecided, as a command is), or until ``ended()`` (a command the harness started
+    ends by itself); fill in ``result`` (growth when any endpoint grows, plateau when
+    every one is a plateau, else undecided)."""
     started = time.monotonic()
+    duration, extended = settings.duration, False
     rows: list[tuple[float, dict[str, int], int, int]] = []  # t, held by endpoint, ESTABLISHED, CLOSE_WAIT
     pause = threading.Event()
     next_progress = started + PROGRESS_EVERY_S
@@ -55,8 +66,13 @@ def watch(pid: int, settings: Settings, result: ExperimentResult, progress: Prog
                 progress(f"{now - started:5.1f} s: {len(held)} sockets held to {len(counts)} endpoints "
                          f"(most: {busiest[1]} to {busiest[0]})")
                 next_progress = now + PROGRESS_EVERY_S
-            if now - started >= settings.duration:
-                break
+            if now - started >= duration:
+                if extended or not _undecided(rows):
+                    break
+                # not sure yet (a busy machine samples unevenly, say): sample longer, once, rather than guess
+                extended, duration = True, duration + EXTEND_FRACTION * settings.duration
+                progress(f"undecided after {now - started:.1f} s: sampling {EXTEND_FRACTION * settings.duration:.1f} "
+                         "s more")
             pause.wait(settings.sample_interval)  # the next sample's time, not a synchronisation
     finally:
         endpoints = sorted({e for _, counts, _, _ in rows for e in counts},
