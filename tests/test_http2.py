@@ -1,9 +1,9 @@
 """HTTP/2: the slow server speaks it when a client asks (TLS ALPN ``h2``; h2c with prior
 knowledge), many requests in flight on one socket, each answered after the delay and
 counted as HTTP/1.1's are; a stream the client gives up on is counted, a fault resets a stream."""
+import asyncio
 import socket
 import ssl
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -26,8 +26,15 @@ def h2_client(server, **kwargs) -> httpx.Client:
 
 def test_many_requests_in_flight_share_one_connection_over_tls(start_slow_server):
     server = start_slow_server(tls=True, delay=0.3)
-    with h2_client(server) as client, ThreadPoolExecutor(IN_FLIGHT) as pool:
-        answers = list(pool.map(lambda i: client.get(f"{server.url}?i={i}"), range(IN_FLIGHT)))
+
+    async def all_at_once() -> list[httpx.Response]:
+        # async, as the catalog's HTTP/2 variants: httpcore's sync HTTP/2 races its stream ids across threads
+        # under load (ids out of order, which the server must refuse), a client bug, not what is tested here
+        verify = ssl.create_default_context(cafile=str(server.tls.ca))
+        async with httpx.AsyncClient(http2=True, verify=verify) as client:
+            return await asyncio.gather(*(client.get(f"{server.url}?i={i}") for i in range(IN_FLIGHT)))
+
+    answers = asyncio.run(all_at_once())
     assert {(a.http_version, a.status_code, a.text) for a in answers} == {("HTTP/2", 200, "ok\n")}
     stats = server.stats()
     assert stats["http2_connections"] == 1 and stats["connections_accepted"] == 2  # the client's one, and /stats

@@ -119,12 +119,14 @@ def test_backends_see_the_same_sockets(server, start_slow_server):
     """The cross-check: ESTABLISHED, TIME_WAIT and CLOSE_WAIT sockets, the server's
     side, and another server's sockets beside them, counted alike by both."""
     other = start_slow_server(delay=0.05)
+    netlink = SocketCounter(server.host, server.port, backend="netlink", server_side=True)
+    psutil_counter = SocketCounter(server.host, server.port, backend="psutil", server_side=True)
+    for counter in (netlink, psutil_counter):  # an earlier owner's TIME_WAITs on this port (another worker's) linger
+        counter.ignore_existing_time_wait()
     socks = open_idle(server, 4) + open_idle(other, 2)
     socks[0].close()  # TIME_WAIT on the client side
     lingering = socket.create_connection((server.host, server.port), timeout=5)
     lingering.sendall(b"GET / HTTP/1.0\r\n\r\n")  # the server closes it: CLOSE_WAIT here
-    netlink = SocketCounter(server.host, server.port, backend="netlink", server_side=True)
-    psutil_counter = SocketCounter(server.host, server.port, backend="psutil", server_side=True)
     try:
         first = wait_for(netlink.snapshot, lambda s: (s.time_wait, s.close_wait, s.established) == (1, 1, 3))
         assert psutil_counter.snapshot() == first == netlink.snapshot()  # nothing moves: the same sockets, in order
