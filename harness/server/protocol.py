@@ -267,11 +267,11 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
             return  # a stalled handshake: read (so a hang-up is seen) and dropped
         if self.fresh:
             self.fresh = False
-            if self.h2 is None and self.server.http2 is not None and data.startswith(H2C_PREFACE):  # h2c with prior knowledge (curl --http2-prior-knowledge)
+            # h2c with prior knowledge (curl --http2-prior-knowledge): HTTP/2 from the first byte
+            if self.h2 is None and self.server.http2 is not None and data.startswith(H2C_PREFACE):
                 self._cancel_head_timer()
                 self._speak_http2()
         if self.h2 is not None:
-            self.arrived = self.server.batch_time()
             self.h2.data_received(data)
             return
         self.arrived = self.server.batch_time()
