@@ -13,6 +13,7 @@ import pytest
 
 from harness.server.main import beyond_loopback
 from harness.server.main import main as server_main
+from harness.server.protocol import CONNECTING_S
 
 from .test_server import REQUEST_11, connect, read_response
 from .test_server_faults import read_until_closed
@@ -62,6 +63,23 @@ def test_a_client_that_closes_is_still_a_hang_up_at_once(start_slow_server):
     # 2 s: the server's probe answers within its second of checks; far less than the 30 s delay
     stats = wait_for(server.stats, lambda st: st["hung_up_early"] == 1, deadline_s=2.0)
     assert stats["active_requests"] == 0 and stats["requests_served"] == 0
+
+
+def test_a_connection_counts_in_flight_from_its_accept(start_slow_server):
+    """A client holds its socket from its connect; on a busy machine its request comes
+    later. The peak in flight counts such a connection too, for CONNECTING_S at most."""
+    server = start_slow_server(delay=30.0)
+    with connect(server) as quiet, connect(server) as asking:
+        wait_for(server.stats, lambda st: st["connecting"] == 2)
+        asking.sendall(REQUEST_11)
+        stats = wait_for(server.stats, lambda st: st["active_requests"] == 1)
+        assert (stats["connecting"], stats["peak_in_flight"], stats["peak_active_requests"]) == (1, 2, 1)
+        # the quiet one stops counting after CONNECTING_S; 2 s more for a busy machine
+        stats = wait_for(server.stats, lambda st: st["connecting"] == 0, deadline_s=CONNECTING_S + 2.0)
+        assert stats["peak_in_flight"] == 2 and stats["active_requests"] == 1
+        quiet.sendall(REQUEST_11)  # counted now as a request, not again as a connection
+        stats = wait_for(server.stats, lambda st: st["active_requests"] == 2)
+        assert (stats["connecting"], stats["peak_in_flight"]) == (0, 2)
 
 
 def test_a_connection_that_never_sends_a_head_is_closed(start_slow_server):

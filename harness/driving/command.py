@@ -63,8 +63,8 @@ class _Tail:
 
 
 class ServerInFlight:
-    """The server's active requests and the most ever active at once, fetched once
-    per sample (the recorder calls its window before and after each socket scan;
+    """The server's requests in flight and the most ever in flight at once (a connection
+    counted from its accept: ``connecting`` + ``active_requests``), fetched once per sample (the recorder calls its window before and after each socket scan;
     the second call fetches). A sample's ``in_flight_peak`` is that all-time peak."""
 
     def __init__(self, server: ServerProcess) -> None:
@@ -77,7 +77,7 @@ class ServerInFlight:
         if self.calls % 2 == 0:
             try:
                 stats = self.server.stats()
-                self.last = (stats["active_requests"], stats["peak_active_requests"])
+                self.last = (stats["active_requests"] + stats["connecting"], stats["peak_in_flight"])
             except (OSError, ServerError, ValueError):
                 pass  # the server is gone or busy: keep the last figures; its death is reported elsewhere
         return self.last

@@ -134,7 +134,7 @@ class CommandFigures(Churn):
     requests: int = 0  # counted by the server
     requests_per_s: float = 0.0
     peak_held: int = 0
-    peak_in_flight: int = 0  # the server's most active requests at once
+    peak_in_flight: int = 0  # the server's most requests in flight at once, a connection's from its accept
     time_wait_per_s: float = 0.0
     stdout_tail: str = ""
     stderr_tail: str = ""

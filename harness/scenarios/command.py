@@ -94,7 +94,7 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
             new_connections=new, new_connections_per_request=Churn.per_request(new, requests),
             time_wait=time_wait, time_wait_per_request=Churn.per_request(time_wait, requests),
             time_wait_per_s=round(time_wait / ran_s, 2),
-            peak_held=max((s.held for s in samples), default=0), peak_in_flight=after["peak_active_requests"],
+            peak_held=max((s.held for s in samples), default=0), peak_in_flight=after["peak_in_flight"],
             hung_up_early=after["hung_up_early"] - before["hung_up_early"],
             stdout_tail=process.stdout.text(), stderr_tail=stderr_tail, extended=extended, idle_ages=idle_ages,
         )

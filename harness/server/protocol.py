@@ -49,6 +49,10 @@ class ServerStats:
     open_connections: int = 0
     active_requests: int = 0
     peak_active_requests: int = 0  # the most requests ever waiting for their answer at once
+    connecting: int = 0  # connections accepted that have sent nothing yet (for at most CONNECTING_S)
+    # the most ever in flight at once, a connection counted from its accept (active_requests + connecting): a client
+    # holds its socket from its connect, and on a busy machine its request's bytes may come a while after
+    peak_in_flight: int = 0
     requests_received: int = 0  # every request parsed whole, /stats left out: what a verdict may rest on
     requests_served: int = 0
     hung_up_early: int = 0
@@ -73,7 +77,12 @@ class ServerStats:
 
 
 # what /stats reports that rises and falls (not a count of events): a delta of these means nothing
-STATS_GAUGES = frozenset({"open_connections", "active_requests", "peak_active_requests", "accepting"}) | GAUGES
+STATS_GAUGES = frozenset({"open_connections", "active_requests", "peak_active_requests", "connecting",
+                          "peak_in_flight", "accepting"}) | GAUGES
+# A connection that has sent nothing counts as in flight this long at most: on a starved 2-core machine a Python
+# client's request followed its connect by up to ~0.3 s (loaded soak); a client that connects and never sends stops
+# counting after it, so sockets opened and left unused still rise above the peak and read as a leak.
+CONNECTING_S = 1.0
 HANG_S = 10 ** 7  # "never": a timer this far out is cancelled when the client hangs up or the server stops
 
 OK_KEEP_ALIVE = response_head(b"200 OK", len(BODY), True) + BODY
@@ -170,6 +179,7 @@ class RequestLifecycle:
         self.pending_fault = fault
         stats.active_requests += 1
         stats.peak_active_requests = max(stats.peak_active_requests, stats.active_requests)
+        stats.peak_in_flight = max(stats.peak_in_flight, stats.active_requests + stats.connecting)
         self.request_started = time.monotonic()
         # from when the data arrived, not from when it was parsed: with thousands of requests
         # arriving at once, the last one parsed would otherwise wait its place in the queue on top
@@ -238,6 +248,7 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
         self.stalled = stalled  # a TLS handshake stalled on purpose: what the client sends is read and dropped
         self.h2: Any = None  # HTTP/2 chosen (ALPN h2, or h2c's preface): its session (http2.H2Session)
         self.fresh = True  # nothing received yet: an h2c preface may come
+        self.connecting: asyncio.TimerHandle | None = None  # counted in ``connecting`` until its first bytes
 
     # asyncio callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -253,6 +264,8 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
         self.server.connections.add(self)
         self.server.stats.open_connections += 1
         self.server.stats.connections_accepted += 1
+        if not self.stalled:
+            self._count_connecting()
         if self.server.tls is not None and not self.stalled:
             self.server.stats.tls_handshakes += 1  # called once the handshake is over
             ssl_object = transport.get_extra_info("ssl_object")
@@ -267,6 +280,7 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
             return  # a stalled handshake: read (so a hang-up is seen) and dropped
         if self.fresh:
             self.fresh = False
+            self._connected()
             # h2c with prior knowledge (curl --http2-prior-knowledge): HTTP/2 from the first byte
             if self.h2 is None and self.server.http2 is not None and data.startswith(H2C_PREFACE):
                 self._cancel_head_timer()
@@ -309,6 +323,7 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
             self._probe_later()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._connected()
         self._cancel_idle_close()
         self._cancel_head_timer()
         if self.h2 is not None:
@@ -357,6 +372,18 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
         buffered = self.parser.trailing_data[0].lstrip(b"\r\n")
         end = buffered.find(b"\n")
         return end < 0 or REQUEST_LINE.match(buffered[: end + 1]) is not None
+
+    def _count_connecting(self) -> None:
+        self.server.stats.connecting += 1  # in the peak from the next request's start (the harness's own /stats
+        # connection, opened when nothing is in flight, would otherwise make a peak of 1 out of nothing)
+        self.connecting = asyncio.get_running_loop().call_later(CONNECTING_S, self._connected)
+
+    def _connected(self) -> None:
+        """No longer counted as connecting: its first bytes came, it closed, or CONNECTING_S passed."""
+        if self.connecting is not None:
+            self.connecting.cancel()
+            self.connecting = None
+            self.server.stats.connecting -= 1
 
     def _start_head_timer(self) -> None:
         if self.head_timer is None and self.server.header_timeout is not None:
@@ -672,15 +699,17 @@ class SlowServer:
 
     async def track(self) -> None:
         """Log the sockets on our port every interval, as the seed's netstat loop did."""
-        import psutil
-
-        me = psutil.Process()
+        me = None  # psutil is imported at the first log: most servers live less than an interval
         while not self.stopped.is_set():
             try:
                 await asyncio.wait_for(self.stopped.wait(), timeout=self.track_interval)
                 return
             except asyncio.TimeoutError:
                 pass
+            if me is None:
+                import psutil
+
+                me = psutil.Process()
             # psutil scans our fds: seconds at 10k sockets, so off the event loop.
             states = await asyncio.to_thread(_own_socket_states, me, self.port)
             summary = " ".join(f"{k}={v}" for k, v in sorted(states.items())) or "none"
