@@ -6,14 +6,12 @@ Runs go three at a time, as separate processes: on 2 cores they load each
 other, which is part of the test (a verdict must hold on a busy machine). Nine at
 once slow psutil's socket scans to ~3 samples a second, too few to judge 6 s by.
 """
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.tools import tool
+from tests.tools import run_harness, tool
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,30 +43,10 @@ CASES = {
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory):
     base = tmp_path_factory.mktemp("commands")
-    procs = {}
-    outcomes = {}
-    names = list(CASES)
-    try:
-        for first in range(0, len(names), AT_ONCE):
-            batch = names[first:first + AT_ONCE]
-            for name in batch:
-                command, _, expect, _ = CASES[name]
-                args = [PY, "-m", "harness", "run", "--cmd", command, "--duration", str(DURATION_S),
-                        "--expect", expect, "--json", str(base / f"{name}.json"), "--results-dir", str(base / name),
-                        "--plots", "off"]  # verdicts are tested here, pictures in tests/test_plots.py
-                procs[name] = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                               text=True)
-            for name in batch:
-                out, err = procs[name].communicate(timeout=RUN_DEADLINE_S)
-                path = base / f"{name}.json"
-                outcomes[name] = (procs[name].returncode, out, err,
-                                  json.loads(path.read_text()) if path.exists() else None)
-        return outcomes
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    runs = {name: (["run", "--cmd", command, "--duration", str(DURATION_S), "--expect", expect,
+                    "--results-dir", str(base / name)], ROOT)
+            for name, (command, _, expect, _) in CASES.items()}
+    return run_harness(runs, base, at_once=AT_ONCE, deadline_s=RUN_DEADLINE_S)
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -24,32 +24,22 @@ def tool(name: str, package: str) -> str:
 def run_harness(runs: dict[str, tuple[list[str], object]], base, at_once: int, deadline_s: float,
                 plots: bool = False) -> dict:
     """Run ``python -m harness ARGS --json BASE/NAME.json`` for each ``name: (args, cwd)``,
-    ``at_once`` processes at a time; returns {name: (exit status, stdout, stderr, the
-    JSON or None)}. A process past ``deadline_s`` fails its batch; none is left running.
+    at most ``at_once`` processes at a time, the next starting as soon as one ends; returns
+    {name: (exit status, stdout, stderr, the JSON or None)}. A process past ``deadline_s``
+    is killed (``subprocess.run``) and fails its run; none is left running.
     Without ``plots`` no PNG is drawn (``--plots off``): these runs test verdicts, and a
     picture costs each about as much CPU as its measuring (tests/test_plots.py draws them)."""
     import json
     import subprocess
-    import sys
+    from concurrent.futures import ThreadPoolExecutor
 
-    outcomes: dict = {}
-    names = list(runs)
-    for first in range(0, len(names), at_once):
-        procs = {}
-        try:
-            for name in names[first:first + at_once]:
-                args, cwd = runs[name]
-                procs[name] = subprocess.Popen([sys.executable, "-m", "harness", *args, "--json",
-                                                str(base / f"{name}.json"), *([] if plots else ["--plots", "off"])],
-                                               cwd=cwd, text=True,
-                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for name, proc in procs.items():
-                out, err = proc.communicate(timeout=deadline_s)
-                path = base / f"{name}.json"
-                outcomes[name] = (proc.returncode, out, err, json.loads(path.read_text()) if path.exists() else None)
-        finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-    return outcomes
+    def one(name: str) -> tuple:
+        args, cwd = runs[name]
+        path = base / f"{name}.json"
+        done = subprocess.run([sys.executable, "-m", "harness", *args, "--json", str(path),
+                               *([] if plots else ["--plots", "off"])],
+                              cwd=cwd, text=True, capture_output=True, timeout=deadline_s)
+        return done.returncode, done.stdout, done.stderr, json.loads(path.read_text()) if path.exists() else None
+
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        return dict(zip(runs, pool.map(one, runs)))
