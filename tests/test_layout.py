@@ -16,8 +16,9 @@ HARNESS = ROOT / "harness"
 # part -> the parts it may import. A part is a package of harness/ or a top-level module.
 ALLOWED: dict[str, set[str]] = {
     "limits": set(),
+    "lazy": set(),  # names a package exports, imported at their first use
     "options": {"sampling"},  # the --sampler option's choices come from the backend registry
-    "server": {"options", "limits"},
+    "server": {"options", "limits", "lazy"},
     "clients": set(),
     "sampling": set(),
     "judging": set(),

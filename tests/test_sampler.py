@@ -107,11 +107,13 @@ def test_another_servers_sockets_are_not_counted(server, start_slow_server, coun
 
 def test_time_wait_from_before_is_ignored(server, counter_for):
     counter = counter_for(server)
-    lingering = counter.ignore_existing_time_wait()  # from an earlier owner of this port, if any
+    counter.ignore_existing_time_wait()  # from an earlier owner of this port, if any
     socks = open_idle(server, 1)
     socks[0].close()
-    wait_for(counter.snapshot, lambda s: s.time_wait == 1)
-    assert counter.ignore_existing_time_wait() == lingering + 1
+    wait_for(counter.snapshot, lambda s: s.time_wait == 1)  # ours alone: the earlier owner's are left out
+    # ours, and those of an earlier owner still lingering (not a count from before: one may end its 60 s meanwhile,
+    # which failed this test once in a loaded soak)
+    assert counter.ignore_existing_time_wait() >= 1
     assert counter.snapshot().time_wait == 0
 
 
@@ -128,7 +130,10 @@ def test_backends_see_the_same_sockets(server, start_slow_server):
     lingering = socket.create_connection((server.host, server.port), timeout=5)
     lingering.sendall(b"GET / HTTP/1.0\r\n\r\n")  # the server closes it: CLOSE_WAIT here
     try:
-        first = wait_for(netlink.snapshot, lambda s: (s.time_wait, s.close_wait, s.established) == (1, 1, 3))
+        # the server's side too: a loaded server closes its side of the closed socket a while after (it once read
+        # 4 ESTABLISHED there for one backend and 3 for the other)
+        first = wait_for(netlink.snapshot, lambda s: (s.time_wait, s.close_wait, s.established,
+                                                      s.server_established) == (1, 1, 3, 3))
         assert psutil_counter.snapshot() == first == netlink.snapshot()  # nothing moves: the same sockets, in order
         assert first.server_established == 3
     finally:

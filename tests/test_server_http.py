@@ -7,13 +7,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 
 import psutil
 import pytest
 
 from harness.server.main import beyond_loopback
 from harness.server.main import main as server_main
-from harness.server.protocol import CONNECTING_S
+from harness.server.protocol import CONNECTING_S, PROBE_CHECKS, PROBE_EVERY_S, PROBE_LATER_EVERY_S
 
 from .test_server import REQUEST_11, connect, read_response
 from .test_server_faults import read_until_closed
@@ -63,6 +64,23 @@ def test_a_client_that_closes_is_still_a_hang_up_at_once(start_slow_server):
     # 2 s: the server's probe answers within its second of checks; far less than the 30 s delay
     stats = wait_for(server.stats, lambda st: st["hung_up_early"] == 1, deadline_s=2.0)
     assert stats["active_requests"] == 0 and stats["requests_served"] == 0
+
+
+def test_a_half_closed_client_that_closes_late_is_still_a_hang_up(start_slow_server):
+    """FIN after the request, then the close only after the server's quick checks (1 s) are
+    over: still noticed, by the slower checks that go on while the request is pending."""
+    server = start_slow_server(delay=30.0)
+    with connect(server) as s:
+        s.sendall(REQUEST_11)
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"  # the server's probe: the client is not gone
+        # not synchronisation: the time that passes is what is tested (a close later than the quick checks)
+        threading.Event().wait(PROBE_CHECKS * PROBE_EVERY_S + 0.2)
+        assert server.stats()["hung_up_early"] == 0
+    # the close sent no RST (nothing was left unread); the next slower check's 1xx draws one, seen at the check
+    # after it: two intervals, and 2 s more for a busy machine
+    stats = wait_for(server.stats, lambda st: st["hung_up_early"] == 1, deadline_s=2 * PROBE_LATER_EVERY_S + 2.0)
+    assert stats["active_requests"] == 0 and stats["open_connections"] == 1  # the harness's /stats connection
 
 
 def test_a_connection_counts_in_flight_from_its_accept(start_slow_server):

@@ -6,8 +6,9 @@ Never imports the clients, sampling, judging, the runner, the report or a face;
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
 
 if TYPE_CHECKING:
     from .faults import FAULTS, KNOBS, Fault, Faults, Knob, fault_args
@@ -22,13 +23,7 @@ HOMES = {"FAULTS": "faults", "KNOBS": "faults", "Fault": "faults", "Faults": "fa
          "STATS_GAUGES": "protocol", "Certificates": "tls"}
 
 
-def __getattr__(name: str) -> Any:
-    if name not in HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{HOMES[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_names(__name__, HOMES, globals())
 
 __all__ = ["Certificates", "FAULTS", "KNOBS", "STARTED", "STATS_GAUGES", "Fault", "Faults", "Knob", "ServerError",
            "ServerProcess", "fault_args"]

@@ -89,8 +89,13 @@ OK_KEEP_ALIVE = response_head(b"200 OK", len(BODY), True) + BODY
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # After a FIN with a request pending, the 1xx probe is answered by RST if the client closed its socket:
 # on loopback within microseconds; checked every 20 ms for 1 s, which covers a loaded machine and a LAN.
+# Then every 0.5 s while the request is pending, each time with another 1xx (HTTP/1.1 clients skip any number):
+# a client that half-closed, read the first 1xx and closed later (a fuzz case on a loaded machine, over 1 s) left
+# nothing unread, so its close sent no RST; only a new write draws one. It would otherwise hold a never-answered
+# request open for ever.
 PROBE_EVERY_S = 0.02
 PROBE_CHECKS = 50
+PROBE_LATER_EVERY_S = 0.5
 REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^ \r\n]+ HTTP/1\.[01]\r?\n\Z")
 H2C_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # an h2c client with prior knowledge sends this first
 HEADER_TIMEOUT_S = 60.0  # default: no experiment's client takes seconds to send a head; a minute never cuts one
@@ -308,10 +313,12 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
         return True  # keep our side open for the answer
 
     def _probe_later(self) -> None:
-        asyncio.get_running_loop().call_later(PROBE_EVERY_S, self._probe)
+        every = PROBE_EVERY_S if self.probes < PROBE_CHECKS else PROBE_LATER_EVERY_S
+        asyncio.get_running_loop().call_later(every, self._probe)
 
     def _probe(self) -> None:
-        """After the 1xx: a reset socket means the client hung up; checked PROBE_CHECKS times."""
+        """After the 1xx: a reset socket means the client hung up; checked PROBE_CHECKS times
+        quickly, then every PROBE_LATER_EVERY_S until the request ends (answered or hung up)."""
         if self.closed or self.timer is None or self.transport is None:
             return
         sock = self.transport.get_extra_info("socket")
@@ -319,8 +326,9 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
             self._hung_up()  # RST: ECONNRESET, or EPIPE in CLOSE_WAIT
             return
         self.probes += 1
-        if self.probes < PROBE_CHECKS:
-            self._probe_later()
+        if self.probes >= PROBE_CHECKS:
+            self.transport.write(CONTINUE)  # a closed peer answers it with RST, seen at the next check
+        self._probe_later()  # ends with the request: the checks above return once it is answered or gone
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connected()
