@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .backends import AUTO, Backend, ClientSide, SocketInfo, Target, choose_backend
-from .states import CLOSE_WAIT, ESTABLISHED, HELD_STATES, TIME_WAIT
+from .states import CLOSE_WAIT, ESTABLISHED, HELD_STATES, TIME_WAIT, TOWARD_TIME_WAIT
 
 
 class ClientSocket(NamedTuple):
@@ -77,9 +77,11 @@ class SocketCounter:
         """Leave out TIME_WAIT sockets that predate the experiment; returns how many.
 
         A new server can be given a port whose previous owner's TIME_WAIT
-        sockets still linger (they last 60 s).
+        sockets still linger (they last 60 s). Sockets already closed and on their
+        way there (FIN_WAIT1/2, CLOSING: a loaded server had not closed its side
+        yet) are left out too once they reach it.
         """
-        self._stale_time_wait = {s.local_port for s in self.snapshot().sockets if s.state == TIME_WAIT}
+        self._stale_time_wait = {s.local_port for s in self.snapshot().sockets if s.state in TOWARD_TIME_WAIT}
         return len(self._stale_time_wait)
 
     @property

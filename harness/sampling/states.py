@@ -9,3 +9,5 @@ SYN_SENT = "SYN_SENT"
 # but its file descriptor is still open in the client: held as surely as an
 # ESTABLISHED one. TIME_WAIT belongs to no process: churn, never a leak.
 HELD_STATES = (ESTABLISHED, CLOSE_WAIT)
+# Closed by the client, on their way to TIME_WAIT (psutil and netlink name them alike)
+TOWARD_TIME_WAIT = ("FIN_WAIT1", "FIN_WAIT2", "CLOSING", TIME_WAIT)
