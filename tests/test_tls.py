@@ -127,7 +127,7 @@ def test_bad_certificate_files_are_one_line(capsys, args, message):
 CATALOG_OVER_TLS = {v.name: (["run", v.name, "--tls", "--budget", "60", "--expect", expectation(v.kind)], ROOT)
                     for v in VARIANTS}
 # real programs over HTTPS: curl trusts CURL_CA_BUNDLE; ab does not check certificates
-# The curl loops outlast the 4-s run (40 x ~0.25 s), so the harness stops them at their duration and samples longer
+# the curl loops outlast the 4-s run (40 x ~0.25 s), so the harness stops them at their duration and samples longer
 # when undecided; a loop that ended by itself near 4 s was once judged on too few samples (8 workers, 2 cores).
 COMMANDS = {
     "curl-loop": ("for i in $(seq 1 40); do curl -s -o /dev/null {url}; done", ("curl", "curl"), "plateau"),

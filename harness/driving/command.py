@@ -64,8 +64,9 @@ class _Tail:
 
 class ServerInFlight:
     """The server's requests in flight and the most ever in flight at once (a connection
-    counted from its accept: ``connecting`` + ``active_requests``), fetched once per sample (the recorder calls its window before and after each socket scan;
-    the second call fetches). A sample's ``in_flight_peak`` is that all-time peak."""
+    counted from its accept: ``connecting`` + ``active_requests``), fetched once per
+    sample (the recorder calls its window before and after each socket scan; the
+    second call fetches). A sample's ``in_flight_peak`` is that all-time peak."""
 
     def __init__(self, server: ServerProcess) -> None:
         self.server = server

@@ -79,9 +79,10 @@ class ServerStats:
 # what /stats reports that rises and falls (not a count of events): a delta of these means nothing
 STATS_GAUGES = frozenset({"open_connections", "active_requests", "peak_active_requests", "connecting",
                           "peak_in_flight", "accepting"}) | GAUGES
-# A connection that has sent nothing counts as in flight this long at most: on a starved 2-core machine a Python
-# client's request followed its connect by up to ~0.3 s (loaded soak); a client that connects and never sends stops
-# counting after it, so sockets opened and left unused still rise above the peak and read as a leak.
+# A connection that has sent nothing counts as in flight this long at most. 1 s: generous for the gap between a
+# starved client's connect and its request (not measured directly: the loaded soak's false growth rose within
+# 0.9-s windows), yet short, so that sockets a client opens and never uses stop counting, rise above the peak and
+# read as a leak.
 CONNECTING_S = 1.0
 HANG_S = 10 ** 7  # "never": a timer this far out is cancelled when the client hangs up or the server stops
 
