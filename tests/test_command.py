@@ -39,6 +39,9 @@ CASES = {
                                "growth", "growth"),
     "node-shared-agent": (f"node {PROGRAMS}/shared_agent.js {{url}} 60", [("node", "nodejs")], "plateau", "plateau"),
     "python-large-pool": (f"{PY} {PROGRAMS}/bursty_client.py {{url}} large-pool 60", [], "plateau", "plateau"),
+    # its pool grows 6 -> 15 with its rate while the server sees at most ~7 in flight: answers read late count in
+    # flight (judged growth without them)
+    "python-late-reader": (f"{PY} {PROGRAMS}/late_reader.py {{url}} 7", [], "plateau", "plateau"),
     # gated the wrong way on purpose: the gate must fail, with the sockets listed
     "python-slow-leak": (f"{PY} {PROGRAMS}/bursty_client.py {{url}} slow-leak 60", [], "plateau", "growth"),
 }

@@ -171,3 +171,24 @@ def test_server_side_is_counted_only_when_asked(server, backend):
     finally:
         for s in socks:
             s.close()
+
+
+def test_an_answer_not_yet_read_is_seen_until_the_client_reads_it(server, backend):
+    """netlink reads each socket's receive queue: an answer that arrived and was not
+    read marks its socket unread, and reading it clears the mark. psutil cannot say."""
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    try:
+        port = sock.getsockname()[1]
+        counter = SocketCounter(server.host, server.port, backend=backend)
+        assert counter.snapshot().unread == (frozenset() if backend == "netlink" else None)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        if backend == "psutil":
+            assert counter.snapshot().unread is None
+            return
+        wait_for(lambda: counter.snapshot().unread, lambda unread: unread == {port})  # the answer arrived
+        data = b""
+        while not data.endswith(b"ok\n"):
+            data += sock.recv(4096)
+        assert counter.snapshot().unread == frozenset()
+    finally:
+        sock.close()

@@ -86,3 +86,44 @@ def test_fill_replaces_only_its_placeholders():
 def test_fill_rejects_a_command_that_cannot_reach_the_server(command, needle):
     with pytest.raises(UsageError, match=needle.replace("{", r"\{").replace("}", r"\}")):
         fill(command, "http://h:1/", "h", 1)
+
+
+def _snapshot(unread):
+    from harness.sampling import Snapshot
+    return Snapshot(len(unread or ()), 0, 0, 0, None, (), None if unread is None else frozenset(unread))
+
+
+def test_an_unread_answer_counts_in_flight_for_a_second_from_when_it_was_first_seen():
+    from harness.sampling.recorder import UnreadAnswers
+    unread = UnreadAnswers()
+    assert unread.count(_snapshot({1, 2}), now=10.0) == 2
+    assert unread.count(_snapshot({1, 2, 3}), now=10.0 + UnreadAnswers.FRESH_S) == 3  # 1 and 2 at their limit
+    # never read: 1 and 2 stop counting; 3 was first seen later
+    assert unread.count(_snapshot({1, 2, 3}), now=10.01 + UnreadAnswers.FRESH_S) == 1
+    assert unread.count(_snapshot({3}), now=11.5) == 1
+    # read, then a new answer on the same socket: its clock starts again
+    assert unread.count(_snapshot(set()), now=12.0) == 0
+    assert unread.count(_snapshot({3}), now=12.1) == 1
+    assert unread.count(_snapshot(None), now=12.2) == 0  # a backend that cannot read queues
+
+
+def test_the_recorder_adds_unread_answers_to_in_flight_and_its_peak_only_when_asked():
+    from harness.sampling import SeriesRecorder
+
+    class Counter:
+        def __init__(self):
+            self.next = []
+
+        def snapshot(self):
+            return _snapshot(self.next.pop(0))
+
+    for count_unread in (True, False):
+        counter = Counter()
+        counter.next = [{5, 6, 7}, set()]
+        recorder = SeriesRecorder(counter, 1.0, lambda: (1, 2), count_unread=count_unread)
+        first, second = recorder.sample(), recorder.sample()
+        if count_unread:
+            assert (first.in_flight, first.in_flight_peak, first.unread) == (4, 4, 3)
+            assert (second.in_flight, second.in_flight_peak, second.unread) == (1, 4, 0)  # the peak is kept
+        else:
+            assert [(s.in_flight, s.in_flight_peak, s.unread) for s in (first, second)] == [(1, 2, 0)] * 2

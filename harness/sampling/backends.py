@@ -2,7 +2,8 @@
 
 A backend reads the kernel's socket table for one or more *targets* (a server's
 address and port) and returns, for each, the client-side sockets (remote end is
-the server) as ``(local port, state)`` and, when asked, the server-side ones as
+the server) as ``(local port, state)`` (``(local port, state, unread bytes)``
+where it ``reads_queues``) and, when asked, the server-side ones as
 ``(state, remote port)``. States are named as psutil names them (``states.py``).
 
 A new backend is one module that subclasses ``Backend`` and calls
@@ -15,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-ClientSide = list[tuple[int, str]]  # (local port, state) of each socket whose remote end is the server
+# (local port, state) of each socket whose remote end is the server; a backend that ``reads_queues`` adds a
+# third item, the socket's receive queue: bytes that arrived and the client has not read yet
+ClientSide = list[tuple[int, str]] | list[tuple[int, str, int]]
 ServerSide = list[tuple[str, int]]  # (state, remote port) of each socket whose local end is the server
 
 
@@ -57,6 +60,7 @@ class Backend:
 
     name: str = ""
     summary: str = ""  # one line for --help and the docs
+    reads_queues: bool = False  # True where scan() gives each client socket's unread bytes
 
     def available(self) -> bool:
         """True where this backend can read the socket table on this machine."""

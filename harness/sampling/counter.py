@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import operator
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .backends import AUTO, Backend, ClientSide, SocketInfo, Target, choose_backend
@@ -45,6 +45,10 @@ class Snapshot:
     other: int
     server_established: int | None  # None unless the counter counts the server's side
     sockets: tuple[ClientSocket, ...]
+    # local ports of held sockets with bytes the client has not read yet (an answer that
+    # arrived); None where the backend cannot read receive queues. Not compared: it is a
+    # moment's state that two backends, or two scans, see differently
+    unread: frozenset[int] | None = field(default=None, compare=False)
 
     @property
     def held(self) -> int:
@@ -106,16 +110,19 @@ class SocketCounter:
         """Counts from one target's scan (``Backend.scan``), the harness's own sockets left out."""
         own_ports, stale = self.own_ports, self._stale_time_wait
         if own_ports or stale:
-            client = [(local, state) for local, state in client
-                      if local not in own_ports and not (state == TIME_WAIT and local in stale)]
+            client = [row for row in client
+                      if row[0] not in own_ports and not (row[1] == TIME_WAIT and row[0] in stale)]
         counts = collections.Counter(map(operator.itemgetter(1), client))
         established, time_wait, close_wait = counts[ESTABLISHED], counts[TIME_WAIT], counts[CLOSE_WAIT]
         server_established = None
         if self.server_side:
             server_established = sum(1 for status, remote in server if status == ESTABLISHED and remote not in own_ports)
-        client = sorted(client)
+        unread = None
+        if self.backend.reads_queues:
+            unread = frozenset(local for local, state, queued in client if queued > 0 and state in HELD_STATES)
+        pairs = sorted((row[0], row[1]) for row in client)
         return Snapshot(established, time_wait, close_wait, len(client) - established - time_wait - close_wait,
-                        server_established, _Sockets(client))
+                        server_established, _Sockets(pairs), unread)
 
 
 class HostsCounter:
@@ -150,6 +157,7 @@ class HostsCounter:
             server_established=None if any(s.server_established is None for s in by_host)
             else sum(s.server_established or 0 for s in by_host),
             sockets=tuple(sock for s in by_host for sock in s.sockets),
+            unread=None if any(s.unread is None for s in by_host) else frozenset().union(*(s.unread for s in by_host)),
         )
 
 

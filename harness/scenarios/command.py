@@ -4,7 +4,9 @@ time series of its held sockets (``harness.judging.series``).
 The command is started in a process group of its own, sampled until it ends by
 itself or ``settings.duration`` runs out (then its group is stopped), and
 judged. Requests and new connections are counted by the server; requests in
-flight too, by the server's active requests.
+flight too, by the server's connections from accept to answer, plus (netlink
+sampler) the client's sockets holding an answer it has not read yet
+(``harness.sampling.recorder.UnreadAnswers``).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
     filled = fill(cmd, server.url, server.host, server.port)
     counter = SocketCounter(server.host, server.port, server.own_ports, settings.sampler)
     in_flight = ServerInFlight(server)
-    recorder = SeriesRecorder(counter, settings.sample_interval, in_flight.window)
+    recorder = SeriesRecorder(counter, settings.sample_interval, in_flight.window, count_unread=True)
     started = time.monotonic()
     process: CommandProcess | None = None
     try:
