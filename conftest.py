@@ -7,7 +7,8 @@ import psutil
 import pytest
 
 from harness.sampling.leftovers import describe, settle
-from harness.server import STARTED
+from harness.server import STARTED, stop_forker
+from tests import scheduling
 
 # harness.faces.pytest_plugin is loaded through its pytest11 entry point (pip install -e .)
 
@@ -37,6 +38,8 @@ def _bytecode_cache() -> tuple[str, bool]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("store_durations", False):
+        config.pluginmanager.register(scheduling.DurationRecorder(), "harness-durations")
     before = {name: os.environ.get(name) for name in ENVIRONMENT}
     hypothesis_home = tempfile.mkdtemp(prefix="harness-hypothesis-")
     pycache, own = _bytecode_cache()
@@ -62,6 +65,8 @@ def _nothing_left_behind():
     """A test run leaves nothing behind: every server started was stopped and reaped,
     and this process holds no socket to any of them (as Go's net/http tests check)."""
     yield
+    forked = stop_forker()  # the plugin's forker of servers: its end ends any server it still ran
+    assert not forked, f"servers left running: pids {forked}"
     left = [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
     assert not left, "processes left running: " + ", ".join(f"{p.pid} {' '.join(p.cmdline())}" for p in left)
     sockets = settle(set(STARTED))
@@ -78,15 +83,29 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(2, 4 * (os.cpu_count() or 1))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--store-durations", action="store_true", default=False,
+                     help="measure each module's (and experiment's) time and write tests/durations.json, the order "
+                          "pytest-xdist hands them out in (longest first)")
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """``--dist loadfile`` for tests/ (several modules run a batch once in a module fixture, so a module stays on
-    one worker), each experiment on its own for experiments/ (no module state: whichever worker is free)."""
+    """``--dist loadfile`` for tests/ (a module on one worker), each experiment on its own, handed out longest
+    first (``tests/scheduling.py``)."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class ExperimentsApart(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return nodeid if nodeid.startswith("experiments/") else nodeid.split("::", 1)[0]
+    durations = scheduling.load()
 
-    return ExperimentsApart(config, log)
+    class LongestFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scheduling.scope_of(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            if self.collection is not None and not getattr(self, "_ordered", False):
+                self._ordered = True  # the whole queue is known by the first assignment
+                scheduling.longest_first(self.workqueue, durations)
+            super()._assign_work_unit(node)
+
+    return LongestFirst(config, log)

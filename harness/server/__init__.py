@@ -1,5 +1,6 @@
-"""The server: the slow HTTP server (protocol), its faults on purpose, HTTPS (tls), and the
-launcher that runs it as a child process and reads its counters.
+"""The server: the slow HTTP server (protocol), its faults on purpose, HTTPS (tls), the
+launcher that runs it as a child process and reads its counters (process), and the
+forker that makes those starts cheap for a process that starts many (forker).
 
 Never imports the clients, sampling, judging, the runner, the report or a face;
 ``python -m harness.server`` starts with this package alone.
@@ -12,6 +13,7 @@ from ..lazy import lazy_names
 
 if TYPE_CHECKING:
     from .faults import FAULTS, KNOBS, Fault, Faults, Knob, fault_args
+    from .forker import stop_forker, use_forker
     from .process import STARTED, ServerError, ServerProcess
     from .protocol import STATS_GAUGES
     from .tls import Certificates
@@ -20,10 +22,10 @@ if TYPE_CHECKING:
 # launcher (process: subprocess, threading, http.client) nor HTTPS (tls), ~40 ms of CPU at every server's start.
 HOMES = {"FAULTS": "faults", "KNOBS": "faults", "Fault": "faults", "Faults": "faults", "Knob": "faults",
          "fault_args": "faults", "STARTED": "process", "ServerError": "process", "ServerProcess": "process",
-         "STATS_GAUGES": "protocol", "Certificates": "tls"}
+         "STATS_GAUGES": "protocol", "Certificates": "tls", "use_forker": "forker", "stop_forker": "forker"}
 
 
 __getattr__ = lazy_names(__name__, HOMES, globals())
 
 __all__ = ["Certificates", "FAULTS", "KNOBS", "STARTED", "STATS_GAUGES", "Fault", "Faults", "Knob", "ServerError",
-           "ServerProcess", "fault_args"]
+           "ServerProcess", "fault_args", "stop_forker", "use_forker"]

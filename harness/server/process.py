@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from .forker import ForkedServer, ForkerError, forker
 from .tls import Certificates, client_context
 
 START_DEADLINE_S = 10.0  # a cold interpreter importing asyncio, h11 and psutil takes ~0.3 s
@@ -50,7 +51,7 @@ class ServerProcess:
     stats_connections: int = 0  # connections this process opened for /stats
     _stats_conn: http.client.HTTPConnection | None = field(default=None, repr=False)
     _stats_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _proc: subprocess.Popen | None = field(default=None, repr=False)
+    _proc: subprocess.Popen | ForkedServer | None = field(default=None, repr=False)
     _stderr: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STDERR_LINES_KEPT), repr=False)
     _stderr_thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -70,7 +71,17 @@ class ServerProcess:
         ]
 
     def start(self) -> ServerProcess:
-        self._proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        """Start the server (forked from this process's forker after ``use_forker()``, else a new
+        interpreter) and wait for its ready line; raises ServerError if it fails to listen."""
+        server_forker = forker()
+        if server_forker is not None:
+            try:
+                self._proc = server_forker.spawn(self.command()[3:])  # the arguments after "-m harness.server"
+            except ForkerError as exc:
+                raise ServerError(f"could not fork a server: {exc}") from None
+        else:
+            self._proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          stdin=subprocess.DEVNULL)
         self.pid = self._proc.pid
         self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"server-{self.pid}-stderr", daemon=True)
         self._stderr_thread.start()

@@ -1,0 +1,354 @@
+"""Servers forked from a process that has imported the server already.
+
+A server started as ``python -m harness.server`` costs a new interpreter that
+imports asyncio and h11: ~90 ms of CPU. A *forker* pays that once, then forks a
+server per request: ~10 ms of CPU a start (``python -m harness bench`` does not
+measure it; the figures are in the README). A process that starts many servers
+(a test suite: the pytest plugin turns it on) asks ``ServerProcess`` to use one
+with ``use_forker()``; a single ``harness run`` starts its server as before.
+
+Two sides, one module:
+
+* the caller's: ``Forker`` starts ``python -m harness.server.forker`` once, at
+  the first server, and ``spawn(argv)`` returns a ``ForkedServer``, which offers
+  what ``ServerProcess`` uses of a ``subprocess.Popen`` (pid, stdout, stderr,
+  poll, wait, terminate, kill, returncode);
+* the forker's: ``serve(sock)``, one thread, forks on request and reaps each
+  server when it exits (a pidfd a server), reporting its exit status.
+
+They talk over a SOCK_SEQPACKET socket pair: a request is JSON with three file
+descriptors (the server's stdin, stdout and stderr); the answers are
+``{"started": pid}``, ``{"failed": reason}`` and, whenever a server ends,
+``{"exited": pid, "status": code}`` (negative: the signal that ended it, as
+Popen says). When the caller's end closes (its process ended, however), the
+forker ends every server it forked (SIGTERM, SIGKILL after ``STOP_GRACE_S``)
+and exits: it never outlives its caller.
+
+Linux only (pidfds, Linux 5.3 and later); elsewhere ``available()`` is False and
+servers start as before.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+START_DEADLINE_S = 10.0  # the forker imports what a server does, once: ~0.3 s on a loaded machine, 10 s at most
+STOP_GRACE_S = 5.0  # as ServerProcess: SIGTERM ends a server in ~0.1 s; 5 s before SIGKILL
+MESSAGE_BYTES = 65536  # one request: a server's command line as JSON
+
+
+class ForkerError(RuntimeError):
+    """The forker could not be started or stopped answering."""
+
+
+def available() -> bool:
+    """True where servers can be forked: Linux with pidfds and SCM_RIGHTS."""
+    return hasattr(os, "pidfd_open") and hasattr(socket, "send_fds") and hasattr(socket, "SOCK_SEQPACKET")
+
+
+# --- the caller's side ------------------------------------------------------------------------------------------
+
+
+class ForkedServer:
+    """A server forked by the forker: what ServerProcess uses of a subprocess.Popen.
+
+    Its exit status comes from the forker, which reaps it; ``terminate`` and
+    ``kill`` signal it by pid only until that status has arrived (the forker
+    reaps a server only once it has exited, so a pid is never another's while
+    its status is unknown here, but for the moment the message is on its way).
+    """
+
+    def __init__(self, pid: int, stdout_fd: int, stderr_fd: int, argv: list[str]) -> None:
+        self.pid = pid
+        self.args = argv
+        self.stdout = open(stdout_fd, "rb")
+        self.stderr = open(stderr_fd, "rb")
+        self.returncode: int | None = None
+        self._exited = threading.Event()
+
+    def ended(self, status: int) -> None:
+        self.returncode = status
+        self._exited.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._exited.wait(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass  # exited; its status is on its way
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class Forker:
+    """One forker process and the servers it forked for this process."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "harness.server.forker", str(theirs.fileno())], pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.servers: dict[int, ForkedServer] = {}
+        self.answers: queue.Queue[dict] = queue.Queue()
+        self.lock = threading.Lock()  # one request at a time: answers come in order
+        self.reader = threading.Thread(target=self._read, name="server-forker", daemon=True)
+        self.reader.start()
+        try:
+            ready = self._answer(START_DEADLINE_S)
+        except BaseException:
+            self.close()
+            raise
+        if "ready" not in ready:
+            self.close()
+            raise ForkerError(f"the server forker answered {ready!r} instead of ready")
+
+    def _read(self) -> None:
+        """The forker's messages: answers to this process's requests, and servers' ends."""
+        while True:
+            try:
+                data = self.sock.recv(MESSAGE_BYTES)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            message = json.loads(data)
+            if "exited" in message:
+                server = self.servers.pop(message["exited"], None)
+                if server is not None:
+                    server.ended(message["status"])
+            else:
+                self.answers.put(message)
+        # the forker is gone: so is every server it forked (it ends them first, or they die with it)
+        for server in list(self.servers.values()):
+            server.ended(-signal.SIGKILL)
+        self.servers.clear()
+        self.answers.put({"failed": "the server forker exited" + self._stderr_tail()})
+
+    def _stderr_tail(self) -> str:
+        if self.process.poll() is None or self.process.stderr is None:
+            return ""
+        text = self.process.stderr.read().decode(errors="replace").strip()
+        return f" (status {self.process.returncode}): {text[-500:]}" if text else f" (status {self.process.returncode})"
+
+    def _answer(self, deadline_s: float) -> dict:
+        try:
+            return self.answers.get(timeout=deadline_s)
+        except queue.Empty:
+            raise ForkerError(f"the server forker (pid {self.process.pid}) did not answer within {deadline_s} s") from None
+
+    def spawn(self, argv: list[str]) -> ForkedServer:
+        """Fork a server running ``python -m harness.server ARGV``'s main."""
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        try:
+            with self.lock:
+                try:
+                    socket.send_fds(self.sock, [json.dumps({"argv": argv}).encode()], [stdin, out_write, err_write])
+                except OSError as exc:
+                    raise ForkerError(f"the server forker is gone: {exc}") from None
+                finally:
+                    for fd in (stdin, out_write, err_write):
+                        os.close(fd)
+                answer = self._answer(START_DEADLINE_S)
+                if "started" not in answer:
+                    raise ForkerError(answer.get("failed", repr(answer)))
+                server = ForkedServer(answer["started"], out_read, err_read, argv)
+                self.servers[server.pid] = server
+                return server
+        except BaseException:
+            for fd in (out_read, err_read):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass  # already owned by a ForkedServer's files
+            raise
+
+    def close(self) -> None:
+        """Close our end: the forker ends its servers and exits; wait for it (bounded)."""
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        try:
+            self.process.wait(timeout=2 * STOP_GRACE_S + 1)  # its servers' SIGTERM, then SIGKILL
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=STOP_GRACE_S)
+        self.reader.join(timeout=STOP_GRACE_S)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+_forker: Forker | None = None
+_forker_pid = 0  # the process that started it (a fork of ours starts its own)
+_enabled = False
+_lock = threading.Lock()
+
+
+def use_forker(on: bool = True) -> None:
+    """Fork servers from one forker in this process from now on (where ``available()``)."""
+    global _enabled
+    _enabled = on and available()
+
+
+def forker() -> Forker | None:
+    """This process's forker, started at the first call; None unless ``use_forker()``."""
+    global _forker, _forker_pid
+    if not _enabled:
+        return None
+    with _lock:
+        if _forker is None or _forker_pid != os.getpid() or _forker.process.poll() is not None:
+            _forker, _forker_pid = Forker(), os.getpid()
+        return _forker
+
+
+def stop_forker() -> list[int]:
+    """End this process's forker, if it started one, and the servers it still ran:
+    returns their pids (servers someone left running; it ends them)."""
+    global _forker
+    left: list[int] = []
+    with _lock:
+        if _forker is not None and _forker_pid == os.getpid():
+            left = sorted(pid for pid, server in _forker.servers.items() if server.returncode is None)
+            _forker.close()
+        _forker = None
+    return left
+
+
+atexit.register(stop_forker)
+
+
+# --- the forker's side ------------------------------------------------------------------------------------------
+
+
+def preload() -> None:
+    """Import what a server imports, so that each fork starts with it: the server,
+    uvloop, HTTPS, HTTP/2 and psutil where installed."""
+    from .main import main  # noqa: F401  (asyncio, h11, the protocol)
+    from .tls import server_context  # noqa: F401  (ssl)
+    for optional in ("uvloop", "h2.connection", "psutil"):
+        try:
+            __import__(optional)
+        except ImportError:
+            pass
+
+
+def serve(sock: socket.socket) -> None:
+    """Fork a server per request on ``sock`` and report each one's end, until the caller's end closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the servers themselves; the caller ends us
+    preload()
+    servers: dict[int, int] = {}  # pidfd -> pid
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_READ)
+        sock.send(json.dumps({"ready": os.getpid()}).encode())
+        while True:
+            for key, _ in sel.select():
+                if key.fileobj is sock:
+                    message, fds, _, _ = socket.recv_fds(sock, MESSAGE_BYTES, 3)
+                    if not message:
+                        _end_all(servers)
+                        return
+                    _fork(sock, sel, servers, json.loads(message)["argv"], fds)
+                else:
+                    pid = servers.pop(key.fd)
+                    sel.unregister(key.fd)
+                    os.close(key.fd)
+                    _, status = os.waitpid(pid, 0)
+                    sock.send(json.dumps({"exited": pid, "status": os.waitstatus_to_exitcode(status)}).encode())
+
+
+def _fork(sock: socket.socket, sel: selectors.BaseSelector, servers: dict[int, int], argv: list[str],
+          fds: list[int]) -> None:
+    if len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        sock.send(json.dumps({"failed": f"a request came with {len(fds)} file descriptors, not 3"}).encode())
+        return
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        sock.send(json.dumps({"failed": f"fork: {exc}"}).encode())
+        pid = -1
+    if pid == 0:
+        _run_server(argv, fds)  # never returns
+    for fd in fds:
+        os.close(fd)
+    if pid > 0:
+        pidfd = os.pidfd_open(pid)
+        servers[pidfd] = pid
+        sel.register(pidfd, selectors.EVENT_READ)
+        sock.send(json.dumps({"started": pid}).encode())
+
+
+def _run_server(argv: list[str], fds: list[int]) -> None:
+    """In the forked child: stdin, stdout and stderr from the request, nothing else of the forker's, then the server."""
+    code = 1
+    try:
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the forker's socket, selector and pidfds
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        from .main import main
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _end_all(servers: dict[int, int]) -> None:
+    """The caller is gone: SIGTERM every server, SIGKILL any left after STOP_GRACE_S, reap them all."""
+    for pid in servers.values():
+        os.kill(pid, signal.SIGTERM)
+    waiting = dict(servers)
+    with selectors.DefaultSelector() as sel:
+        for pidfd in waiting:
+            sel.register(pidfd, selectors.EVENT_READ)
+        for signum in (None, signal.SIGKILL):
+            if signum is not None:
+                for pid in waiting.values():
+                    os.kill(pid, signum)
+            deadline = time.monotonic() + STOP_GRACE_S
+            while waiting and time.monotonic() < deadline:
+                for key, _ in sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    sel.unregister(key.fd)
+                    os.waitpid(waiting.pop(key.fd), 0)
+                    os.close(key.fd)
+
+
+if __name__ == "__main__":
+    serve(socket.socket(fileno=int(sys.argv[1])))

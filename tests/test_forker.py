@@ -1,0 +1,131 @@
+"""Servers forked from one forker (``harness.server.forker``): each behaves as a server
+started as its own interpreter, a start that fails says why, and neither the forker nor
+its servers outlive the process that asked for them."""
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from harness.server import ServerError, ServerProcess
+from harness.server import forker as forking
+
+from .waiting import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def own_forker():
+    """This test's own forker (the plugin turned forking on for the session; this one is stopped here)."""
+    forking.use_forker()
+    server_forker = forking.Forker()
+    yield server_forker
+    assert not server_forker.servers, f"servers left running: {list(server_forker.servers)}"
+    server_forker.close()
+    assert server_forker.process.returncode == 0
+
+
+def test_a_forked_server_answers_and_ends_on_sigterm_with_status_0(own_forker):
+    server = own_forker.spawn(["--host", "127.0.0.1", "--port", "0", "--delay", "0.01"])
+    ready = json.loads(server.stdout.readline())
+    assert ready["pid"] == server.pid and server.poll() is None
+    assert psutil.Process(server.pid).ppid() == own_forker.process.pid
+    assert requests.get(f"http://127.0.0.1:{ready['port']}/", timeout=5).text == "ok\n"
+    server.terminate()
+    assert server.wait(timeout=5) == 0
+    assert not psutil.pid_exists(server.pid) or psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
+    server.stdout.close()
+    server.stderr.close()
+
+
+def test_a_forked_server_killed_reports_the_signal_as_popen_does(own_forker):
+    server = own_forker.spawn(["--host", "127.0.0.1", "--port", "0", "--delay", "0.01"])
+    json.loads(server.stdout.readline())
+    server.kill()
+    assert server.wait(timeout=5) == -signal.SIGKILL
+    server.stdout.close()
+    server.stderr.close()
+
+
+def test_a_forked_server_that_cannot_listen_says_why():
+    """Through ServerProcess, as a suite starts one: the server's own error line and status 2."""
+    assert forking.forker() is not None  # the plugin turned forking on
+    server = ServerProcess(delay=0.01, host="no-such-host.invalid")
+    with pytest.raises(ServerError, match=r"(?s)exited with status 2 before listening.*"
+                                            r"harness.server: error: cannot listen on no-such-host.invalid"):
+        server.start()
+
+
+def test_servers_run_from_the_forker_are_listed_and_ended_when_it_stops():
+    script = textwrap.dedent("""
+        import json
+        from harness.server import ServerProcess, stop_forker, use_forker
+        use_forker()
+        server = ServerProcess(delay=0.01).start()
+        print(json.dumps({"left": stop_forker(), "server": server.pid, "alive": server.alive()}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["left"] == [report["server"]] and report["alive"] is False
+
+
+@pytest.mark.parametrize("how", ["exit", "sigkill"])
+def test_neither_the_forker_nor_its_servers_outlive_their_caller(how):
+    """The caller ends without stopping anything (os._exit, SIGKILL): the forker sees its
+    socket close, ends its servers and exits."""
+    script = textwrap.dedent("""
+        import json, os, sys, threading
+        from harness.server import ServerProcess, use_forker
+        from harness.server.forker import forker
+        use_forker()
+        servers = [ServerProcess(delay=0.01).start() for _ in range(2)]
+        print(json.dumps({"forker": forker().process.pid, "servers": [s.pid for s in servers]}), flush=True)
+        if sys.argv[1] == "exit":
+            os._exit(0)
+        threading.Event().wait(60)  # until the test's SIGKILL
+    """)
+    caller = subprocess.Popen([sys.executable, "-c", script, how], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        started = json.loads(caller.stdout.readline())
+        if how == "sigkill":
+            caller.kill()
+        caller.wait(timeout=30)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+            caller.wait()
+        caller.stdout.close()
+    pids = [started["forker"], *started["servers"]]
+
+    def running():
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+
+    # SIGTERM ends a server in ~0.1 s; the forker waits 5 s before SIGKILL: 15 s covers a loaded machine
+    wait_for(running, lambda alive: not alive, deadline_s=15)
+
+
+def test_without_pidfds_servers_start_as_their_own_interpreter(monkeypatch):
+    monkeypatch.setattr(forking, "available", lambda: False)
+    forking.use_forker()
+    try:
+        assert forking.forker() is None
+        with ServerProcess(delay=0.01) as server:
+            assert psutil.Process(server.pid).ppid() == psutil.Process().pid
+            assert requests.get(server.url, timeout=5).text == "ok\n"
+    finally:
+        monkeypatch.undo()
+        forking.use_forker()
