@@ -34,7 +34,7 @@ from .report import write_json
 from .runner import Experiment, run
 from .sampling import BACKENDS, SocketCounter
 from .scenarios import SEED_PAIR, SEED_ROWS, default_expectation
-from .server import ServerProcess
+from .server import ServerProcess, stop_forker, use_forker
 
 SAMPLER_SOCKETS = (100, 1_000, 10_000)
 SERVER_CONNECTIONS = (1_000, 5_000, 10_000)
@@ -279,10 +279,16 @@ def bench_verdicts(settings: Settings, say: Callable[[str], None]) -> dict:
     plan = [(row.scenario, target) for target in SEED_PAIR for row in SEED_ROWS]
     plan += [("tcp_count", v.name) for v in VARIANTS if v.name not in SEED_PAIR]
     out = {}
-    for scenario, target in plan:
-        result = run(Experiment(target, scenario=scenario, settings=settings, expect=default_expectation(target)))
-        out[result.name] = round(result.duration_s, 3)
-        say(f"  verdict {result.name:<38} {result.duration_s:5.2f} s  {'passed' if result.passed else 'FAILED'}")
+    forking_before = use_forker()  # a server an experiment, forked as `compare` and pytest fork them
+    try:
+        for scenario, target in plan:
+            result = run(Experiment(target, scenario=scenario, settings=settings, expect=default_expectation(target)))
+            out[result.name] = round(result.duration_s, 3)
+            say(f"  verdict {result.name:<38} {result.duration_s:5.2f} s  {'passed' if result.passed else 'FAILED'}")
+    finally:
+        use_forker(forking_before)
+        if not forking_before:
+            stop_forker()  # the server bench measures servers started as their own interpreter
     return out
 
 

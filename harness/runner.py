@@ -214,28 +214,33 @@ def _run_on_servers(experiment: Experiment, certificates: Certificates | None, p
                               target=experiment.target_name, settings=settings.as_dict())
     started = time.monotonic()
     try:
-        with _measuring(result):
-            for server in servers:
-                on_server(server)
-                server.start()
-            first = servers[0]
-            result.server = {"host": first.host, "port": first.port, "pid": first.pid, "url": first.url}
-            if client is None:
-                command(first, settings, result, progress, experiment.expect, experiment.cmd, **experiment.params)
-            else:
-                driven, client = client, None  # _drive closes it
-                _drive(driven, servers, experiment, result, progress)
-    finally:
         try:
-            if client is not None:
-                _close(client)
+            with _measuring(result):
+                for server in servers:
+                    on_server(server)
+                    server.start()
+                first = servers[0]
+                result.server = {"host": first.host, "port": first.port, "pid": first.pid, "url": first.url}
+                if client is None:
+                    command(first, settings, result, progress, experiment.expect, experiment.cmd, **experiment.params)
+                else:
+                    driven, client = client, None  # _drive closes it
+                    _drive(driven, servers, experiment, result, progress)
         finally:
             try:
-                for server in servers:
-                    server.stop()
+                if client is not None:
+                    _close(client)
             finally:
-                result.server_stderr = "\n".join(s.stderr_text() for s in servers)
-                result.duration_s = time.monotonic() - started  # to a verdict, the servers stopped
+                try:
+                    for server in servers:
+                        server.stop()
+                finally:
+                    result.server_stderr = "\n".join(s.stderr_text() for s in servers)
+                    result.duration_s = time.monotonic() - started  # to a verdict, the servers stopped
+    except BaseException as exc:
+        if measured_so_far(exc) is None:  # interrupted once measured (stopping the servers): keep it all the same
+            setattr(exc, _MEASURED, result)
+        raise
     return result
 
 

@@ -54,8 +54,11 @@ def test_bad_input_from_a_shell_has_no_traceback():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_interrupted_run_keeps_what_it_measured(sig, tmp_path):
+    # the first round is done; the second takes ~2.5 s with a delay of 2 s, time enough for the signal to land in
+    # it (with 0.05 s, on a loaded machine, the run twice ended first: reading the run's sockets with psutil, to
+    # know its servers, took that long)
     done = interrupt(["run", "tests.sample_clients:urllib3_pool_per_request", "--results-dir", str(tmp_path),
-                      "--delay", "0.05"], lambda lines: "round 1:" in lines[-1], sig)  # the first round is done
+                      "--delay", "2"], lambda lines: "round 1:" in lines[-1], sig)
     assert done.children, "the server should be running mid-experiment"
     assert done.status == 130, done.stderr
     assert "interrupted" in done.stderr and "Traceback" not in done.stderr

@@ -129,3 +129,14 @@ def test_without_pidfds_servers_start_as_their_own_interpreter(monkeypatch):
     finally:
         monkeypatch.undo()
         forking.use_forker()
+
+
+def test_a_peer_with_a_command_of_its_own_is_never_forked():
+    """The bench's peers subclass ServerProcess with their own program: forking them
+    would run the slow server in their place."""
+    from harness.peers import AiohttpPeer
+
+    assert forking.forker() is not None  # the plugin turned forking on
+    with AiohttpPeer(delay=0.01) as peer:
+        assert "harness.peers.aiohttp_server" in psutil.Process(peer.pid).cmdline()
+        assert "aiohttp" in requests.get(peer.url, timeout=5).headers.get("Server", "")

@@ -51,7 +51,7 @@ def test_server_death_fails_the_experiment_within_2_s_and_keeps_what_was_measure
     thread.start()
     server = wait_for(lambda: started[0] if started and started[0].port else None, lambda s: s is not None)
     wait_for(server.stats, lambda st: st["requests_served"] >= 10)
-    os.kill(server.pid, signal.SIGKILL)  # our own child (the runner's), by its pid
+    os.kill(server.pid, signal.SIGKILL)  # the runner's server, by its pid
     killed_at = time.monotonic()
     thread.join(timeout=10)
     assert not thread.is_alive() and "error" in outcome, outcome
@@ -61,6 +61,26 @@ def test_server_death_fails_the_experiment_within_2_s_and_keeps_what_was_measure
     assert data["complete"] is False and "died" in data["error"]
     assert len(data["samples"]) > 5  # what was measured before the death is kept
     assert not held_sockets_to({server.port})
+
+
+def test_interrupted_while_its_servers_stop_a_run_keeps_its_verdict(tmp_path, monkeypatch):
+    """A signal can land once the verdict is in, while the servers stop (seen in a loaded
+    soak: nothing was written): the result is written all the same, complete, and the
+    interruption goes on."""
+    from harness.server import ServerProcess
+
+    stop = ServerProcess.stop
+
+    def stop_then_interrupt(self):
+        stop(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ServerProcess, "stop", stop_then_interrupt)
+    experiment = Experiment("fixed", name="late", settings=Settings(results_dir=str(tmp_path), delay=0.05))
+    with pytest.raises(KeyboardInterrupt):
+        run_and_write(experiment, tmp_path)
+    data = json.loads((tmp_path / "late.json").read_text())
+    assert data["complete"] is True and data["verdict"] == "plateau", data.get("error")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
@@ -103,7 +123,9 @@ def test_runs_too_long(leak_check):
 
 def test_pytest_timeout_leaves_no_process_and_no_socket(tmp_path):
     (tmp_path / "test_user.py").write_text(USER_TEST)
-    done = subprocess.run([*USER_PYTEST, "-o", "timeout=3",
+    # 5 s: the user's session, its server and the experiment's start fit with room on a loaded machine (in 3 s a
+    # loaded soak once timed out before the first sample); the experiment itself would take ~100 s
+    done = subprocess.run([*USER_PYTEST, "-o", "timeout=5",
                            "-o", "timeout_method=signal"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Timeout" in done.stdout, done.stdout[-3000:]
     data = json.loads((tmp_path / "results" / "too_long.json").read_text())

@@ -213,10 +213,13 @@ _enabled = False
 _lock = threading.Lock()
 
 
-def use_forker(on: bool = True) -> None:
-    """Fork servers from one forker in this process from now on (where ``available()``)."""
+def use_forker(on: bool = True) -> bool:
+    """Fork servers from one forker in this process from now on (where ``available()``), or
+    no longer (``on=False``: a forker already started runs on until ``stop_forker()``).
+    Returns whether it was on before."""
     global _enabled
-    _enabled = on and available()
+    before, _enabled = _enabled, on and available()
+    return before
 
 
 def forker() -> Forker | None:
@@ -250,15 +253,16 @@ atexit.register(stop_forker)
 
 
 def preload() -> None:
-    """Import what a server imports, so that each fork starts with it: the server,
-    uvloop, HTTPS, HTTP/2 and psutil where installed."""
-    from .main import main  # noqa: F401  (asyncio, h11, the protocol)
-    from .tls import server_context  # noqa: F401  (ssl)
-    for optional in ("uvloop", "h2.connection", "psutil"):
-        try:
-            __import__(optional)
-        except ImportError:
-            pass
+    """Import what every server imports, so that each fork starts with it: the server
+    (asyncio, h11, ssl) and uvloop where installed. What only some use (HTTPS
+    certificates, HTTP/2, psutil) each imports itself, as a server started as its own
+    interpreter does: preloaded, they cost ~40 ms more at the forker's start, for a
+    suite of one experiment too."""
+    from .main import main  # noqa: F401
+    try:
+        import uvloop  # noqa: F401  (--loop auto takes it where installed)
+    except ImportError:
+        pass
 
 
 def serve(sock: socket.socket) -> None:

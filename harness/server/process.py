@@ -73,7 +73,8 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         """Start the server (forked from this process's forker after ``use_forker()``, else a new
         interpreter) and wait for its ready line; raises ServerError if it fails to listen."""
-        server_forker = forker()
+        # only the slow server itself is forked: a subclass with a command of its own (a peer) runs that program
+        server_forker = forker() if type(self).command is ServerProcess.command else None
         if server_forker is not None:
             try:
                 self._proc = server_forker.spawn(self.command()[3:])  # the arguments after "-m harness.server"
