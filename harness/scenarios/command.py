@@ -50,6 +50,7 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
         hard_end = started + settings.deadline  # --deadline bounds the whole experiment, extension included
         next_progress = started + PROGRESS_EVERY_S
         extended = False
+        final = None  # the last sample while the command runs, taken where the verdict is judged
         while True:
             if process.wait(min(next_progress, deadline, hard_end) - time.monotonic()):
                 break
@@ -60,6 +61,9 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
                 raise ExperimentError(f"the experiment passed its deadline of {settings.deadline:g} s (--deadline); "
                                       "what was measured is kept, marked incomplete")
             if now >= deadline:
+                # judged on the samples the verdict will rest on, this last one included (deciding without it,
+                # a loaded soak once stopped at a plateau that the last sample made undecided)
+                final = recorder.sample("deadline")
                 if extended or judge(recorder.samples).verdict != UNDECIDED:
                     break
                 # not sure yet: sample longer, once, rather than guess
@@ -74,7 +78,10 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
         ran_s = time.monotonic() - started
         ended_by_itself = process.proc.poll() is not None
         # what the command holds at its end: only while it is alive (exit closes every socket)
-        final = recorder.sample("end") if not ended_by_itself else None
+        if ended_by_itself:
+            final = None
+        elif final is None:
+            final = recorder.sample("end")
         final_snapshot = recorder.last
         # evidence beside the series verdict, never a verdict by itself: how long each held socket has idled
         info = counter.info() if final is not None else None
