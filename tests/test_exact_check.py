@@ -159,3 +159,34 @@ def test_once_reached_a_hold_answers_the_burst_after_then(start_slow_server):
             s.sendall(REQUEST_11)
             assert read_response(s).startswith(b"HTTP/1.1 200")
     assert server.stats()["holds_reached"] == 1
+
+
+@pytest.mark.parametrize("reachable_from", [2, None], ids=["second-reaches", "none-reaches"])
+def test_a_first_sweep_that_proves_nothing_is_sent_once_more(monkeypatch, tmp_path, reachable_from):
+    """A loaded machine can be slow to start a burst (seen in a loaded soak: 144 requests,
+    never 20 at once within the hold). The first sweep's barrier is made unreachable here;
+    the second finds it reachable (or not): proved, or inconclusive after two."""
+    from harness.faces.common import run_and_write
+    from harness.options import Settings
+    from harness.runner import Experiment
+    from harness.server import ServerProcess
+
+    hold, calls = ServerProcess.hold, []
+
+    def hold_maybe_out_of_reach(self, until, most_s, then_s=None):
+        calls.append(until)
+        reachable = reachable_from is not None and len(calls) >= reachable_from
+        return hold(self, until if reachable else 100_000, most_s, then_s)
+
+    monkeypatch.setattr(ServerProcess, "hold", hold_maybe_out_of_reach)
+    lines: list[str] = []
+    run_and_write(Experiment("fixed", settings=Settings(results_dir=str(tmp_path))), tmp_path, progress=lines.append)
+    sweeps = json.loads((tmp_path / "tcp_count-fixed.json").read_text())["judgement"]["sweeps"]
+    said = [line for line in lines if line.startswith("sweep ")]
+    assert said[0].startswith("sweep 1:") and said[0].endswith("proves nothing; once more"), lines
+    if reachable_from is None:
+        assert len(calls) == 2 and said[1].endswith("proves nothing"), lines
+        assert sweeps["verdict"] == "undecided" and "never had" in sweeps["reason"], sweeps
+    else:
+        assert said[1].startswith("sweep 2:") and "concurrent requests" in said[1], lines
+        assert sweeps["verdict"] == "plateau" and sweeps["sweeps"] >= 2, sweeps

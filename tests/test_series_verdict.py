@@ -72,6 +72,19 @@ def test_rise_that_stopped_is_plateau():
     assert judge_series(TIMES, held).verdict == PLATEAU
 
 
+# a stalled sampler (a loaded machine): no sample from 5 s to 6.9 s of 10, so a window of time (1.5 s from 2.5 s
+# on) gets fewer than 3; the seen watch had 36 samples in 4.6 s, one window empty
+STALLED = [t for t in TIMES if not 5.0 <= t < 6.9]
+
+
+@pytest.mark.parametrize("shape, verdict", [("leak", GROWTH), ("pool", PLATEAU)])
+def test_a_stalled_sampler_is_judged_by_windows_of_equal_sample_counts(shape, verdict):
+    held = noisy([int(t * 3) for t in STALLED] if shape == "leak" else [20] * len(STALLED))
+    trend = judge_series(STALLED, held)
+    assert trend.verdict == verdict and "the sampler stalled" in trend.reason, trend.reason
+    assert "the sampler stalled" not in judge_series(TIMES, noisy([20] * len(TIMES))).reason  # even samples: by time
+
+
 def test_too_few_samples_is_undecided():
     trend = judge_series(TIMES[:10], [1] * 10)
     assert trend.verdict == UNDECIDED and "too few samples" in trend.reason

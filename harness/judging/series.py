@@ -5,7 +5,8 @@ requests in flight. It judges the held sockets (ESTABLISHED + CLOSE_WAIT) over
 time instead:
 
 * the first ``WARM_UP_FRACTION`` of the run is left out: a pool fills there;
-* the rest is cut into ``WINDOWS`` equal windows; each window's *floor* (its
+* the rest is cut into ``WINDOWS`` equal windows (of time; of sample counts
+  where the sampler stalled and a window of time got too few); each window's *floor* (its
   fewest held sockets, when the fewest requests were in flight) is what the
   client keeps, like a round's residual;
 * a Theil–Sen slope of every judged sample, with its 95 % confidence bounds,
@@ -129,9 +130,12 @@ def judge_series(times: Sequence[float], held: Sequence[int],
     windows: list[list[int]] = [[] for _ in range(WINDOWS)]  # sample indexes
     for i in chosen:
         windows[min(WINDOWS - 1, int((times[i] - judged[0][0]) / width))].append(i)
-    if any(len(w) < MIN_SAMPLES_PER_WINDOW for w in windows):
-        return _with(empty, UNDECIDED, "samples too uneven over time to judge (a window has fewer than "
-                                       f"{MIN_SAMPLES_PER_WINDOW}): let it run longer")
+    stalled = any(len(w) < MIN_SAMPLES_PER_WINDOW for w in windows)
+    if stalled:
+        # the sampler stalled (a loaded machine: psutil once took over a second for a scan), leaving a window by
+        # time with too few samples: windows of equal sample counts instead, each at least MIN_SAMPLES_PER_WINDOW
+        per = len(chosen) // WINDOWS
+        windows = [chosen[k * per:(k + 1) * per] for k in range(WINDOWS - 1)] + [chosen[(WINDOWS - 1) * per:]]
     lowest = [min(w, key=lambda i: held[i]) for w in windows]  # the first sample at each window's floor
     floors = tuple(held[i] for i in lowest)
     peaks = tuple(max(held[i] for i in w) for w in windows)
@@ -143,20 +147,25 @@ def judge_series(times: Sequence[float], held: Sequence[int],
     unexplained = rise - (window_peaks[-1] - window_peaks[0]) if peak_in_flight is not None else rise
     rising_steps = sum(b > a for a, b in zip(floors, floors[1:]))
     path = " -> ".join(map(str, floors))
+    if stalled:
+        width_text = f"windows of {len(chosen) // WINDOWS}+ samples (the sampler stalled: by time, one had fewer " \
+                     f"than {MIN_SAMPLES_PER_WINDOW})"
+    else:
+        width_text = f"windows of {width:.2f} s"
     base = SeriesTrend(UNDECIDED, "", floors, peaks, peak, unexplained, round(width, 3), round(start, 3),
                        round(slope.slope, 4), round(slope.low, 4), round(slope.high, 4), len(judged))
     per_minute = f"{slope.slope * 60:+.1f} sockets/min (95 % bounds {slope.low * 60:+.1f} .. {slope.high * 60:+.1f})"
     in_flight = f", peak in flight {window_peaks[0]} -> {peak}" if peak is not None else ""
     above_peak = peak is None or floors[-1] - peak >= GROWTH_MIN_EXCESS
     if unexplained >= GROWTH_MIN_RISE and rising_steps >= WINDOWS - 2 and slope.low > 0 and above_peak:
-        return _with(base, GROWTH, f"kept sockets rose {path} over {WINDOWS} windows of {width:.2f} s{in_flight}; "
+        return _with(base, GROWTH, f"kept sockets rose {path} over {WINDOWS} {width_text}{in_flight}; "
                                    f"{per_minute}")
     stopped = floors[-1] <= max(floors[:-1]) and floors[-2] <= max(floors[:-2])
     if unexplained <= PLATEAU_MAX_RISE or stopped:
         beyond = " beyond the peak in flight" if peak is not None else ""  # a watched process has no such figure
         why = f"{unexplained:+d}{beyond}, within a pool's {PLATEAU_MAX_RISE}" \
             if unexplained <= PLATEAU_MAX_RISE else "no longer rising"
-        return _with(base, PLATEAU, f"kept sockets {path} over {WINDOWS} windows of {width:.2f} s{in_flight} ({why}); "
+        return _with(base, PLATEAU, f"kept sockets {path} over {WINDOWS} {width_text}{in_flight} ({why}); "
                                     f"{per_minute}")
     return _with(base, UNDECIDED, f"kept sockets {path}{in_flight}: rising in {rising_steps} of {WINDOWS - 1} steps; "
                                   f"{per_minute}: let it run longer")
