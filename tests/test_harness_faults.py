@@ -93,8 +93,11 @@ def test_interrupted_compare_leaves_nothing_behind(sig, tmp_path):
     assert done.status == 130, done.stderr
     assert "interrupted" in done.stderr and "Traceback" not in done.stderr
     assert not still_running(done.children)
-    incomplete = [json.loads(p.read_text()) for p in tmp_path.glob("*-*.json")]
-    assert any(d["complete"] is False for d in incomplete)
+    # what was measured is kept: the first experiment's result and the second's, complete or marked incomplete (on
+    # a loaded machine, reading the run's sockets with psutil before the signal once took until the second was over)
+    kept = [json.loads(p.read_text()) for p in tmp_path.glob("*-*.json")]
+    assert len(kept) >= 2, [d["name"] for d in kept]
+    assert all(d["complete"] or d["error"].startswith("KeyboardInterrupt") for d in kept)
     # the process is gone; what it held died with it, and the servers with theirs: nothing on those ports held by
     # this process, its children or no process at all (another worker's new server may get the same address and
     # port once these are gone, and its own clients connect to it: seen once in CI)
