@@ -40,7 +40,7 @@ from ..options import (
 )
 from ..options import SERVER_LOOPS as LOOPS
 from .faults import FAULT_FLAG, FAULTS, KNOBS, Faults, fault_help
-from .protocol import HEADER_TIMEOUT_S, SlowServer
+from .protocol import HEADER_TIMEOUT_S, PARSERS, SlowServer
 
 if TYPE_CHECKING:
     from .protocol import SlowHTTPConnection
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loop", choices=LOOPS, default="auto",
                         help="the event loop: auto (uvloop where installed, else asyncio's own; the default), "
                              "asyncio, or uvloop (pip install uvloop)")
+    parser.add_argument("--parser", choices=PARSERS, default="auto",
+                        help="what reads requests: auto (httptools, where installed, reads each request that is one "
+                             "plain head; h11 the rest; the default), or h11 for every request")
     tls = parser.add_argument_group("HTTPS")
     tls.add_argument("--tls", action="store_true",
                      help="serve HTTPS with a certificate for 127.0.0.1, ::1 and localhost made at start by trustme; "
@@ -120,7 +123,7 @@ async def serve(args: argparse.Namespace, made: Certificates | None = None) -> i
         raise UsageError(f"--host {args.host!r}: give an address to listen on, e.g. 127.0.0.1")
     faults = Faults(args.fault, *(getattr(args, knob.name) for knob in KNOBS))
     server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults, args.header_timeout,
-                        tls_context(args, made), http2_session if http2_available() else None)
+                        tls_context(args, made), http2_session if http2_available() else None, args.parser)
     try:
         await server.start()
     except OSError as exc:

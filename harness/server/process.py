@@ -44,6 +44,7 @@ class ServerProcess:
     track_interval: float = 5.0
     extra_args: tuple[str, ...] = ()
     loop: str = "auto"  # the server's event loop (--loop): uvloop where installed
+    parser: str = "auto"  # what reads requests (--parser): httptools for plain heads where installed, else h11
     tls: Certificates | None = None  # HTTPS with these (--cert, --key); whoever made them removes them
     port: int = 0
     pid: int = 0
@@ -66,6 +67,7 @@ class ServerProcess:
             sys.executable, "-m", "harness.server",
             "--host", self.host, "--port", "0",
             "--delay", repr(self.delay), "--track-interval", repr(self.track_interval), "--loop", self.loop,
+            "--parser", self.parser,
             *(("--cert", str(self.tls.cert), "--key", str(self.tls.key)) if self.tls else ()),
             *self.extra_args,
         ]
