@@ -2,6 +2,7 @@
 started as its own interpreter, a start that fails says why, and neither the forker nor
 its servers outlive the process that asked for them."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -140,3 +141,35 @@ def test_a_peer_with_a_command_of_its_own_is_never_forked():
     with AiohttpPeer(delay=0.01) as peer:
         assert "harness.peers.aiohttp_server" in psutil.Process(peer.pid).cmdline()
         assert "aiohttp" in requests.get(peer.url, timeout=5).headers.get("Server", "")
+
+
+def test_a_forked_harness_run_forks_its_servers_too_and_they_end_with_it(own_forker, tmp_path):
+    """``python -m harness`` forked (as tests/tools.py forks its runs): its working folder,
+    environment and arguments are the caller's; its server is forked by the same forker, not
+    started as its own interpreter; killed, its server is ended by the forker."""
+    (tmp_path / "mine.py").write_text("def get(url):\n    pass\n")  # found in its working folder, as with -m
+    for env, said in (({"LEAK_DELAY": "x"}, b"LEAK_DELAY: 'x' is not a number"),  # the environment given
+                      ({}, b"module 'mine' has no 'nope'")):  # mine.py found, in the working folder given
+        refused = own_forker.spawn(["run", "mine:nope"], program="harness", cwd=str(tmp_path), env={**os.environ, **env})
+        out, err = refused.communicate(60)
+        assert refused.returncode == 2 and said in err, (out, err)
+    run = own_forker.spawn(["run", "--cmd", "sleep 60 # {url}", "--duration", "60", "--plots", "off",
+                            "--json", str(tmp_path / "r.json")], program="harness", cwd=str(tmp_path),
+                           env=dict(os.environ))
+    forker_process = psutil.Process(own_forker.process.pid)
+
+    def servers():
+        return [p for p in forker_process.children() if p.pid != run.pid]
+
+    try:
+        # a forked server starts in ~30 ms; 20 s covers a loaded machine
+        server = wait_for(servers, lambda found: len(found) == 1, deadline_s=20)[0]
+        assert psutil.Process(run.pid).ppid() == forker_process.pid
+        assert not [p for p in psutil.Process(run.pid).children() if "harness.server" in " ".join(p.cmdline())]
+    finally:
+        run.kill()
+        run.communicate(30)
+    assert run.returncode == -signal.SIGKILL
+    # the forker saw its socket close: SIGTERM ends the server in ~0.1 s (SIGKILL after 5 s); 15 s for a loaded machine
+    wait_for(lambda: server.is_running() and server.status() != psutil.STATUS_ZOMBIE, lambda alive: not alive,
+             deadline_s=15)

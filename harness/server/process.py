@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .forker import ForkedServer, ForkerError, forker
+from .forker import ForkedProcess, ForkerError, forker
 from .tls import Certificates, client_context
 
 START_DEADLINE_S = 10.0  # a cold interpreter importing asyncio, h11 and psutil takes ~0.3 s
@@ -52,7 +52,7 @@ class ServerProcess:
     stats_connections: int = 0  # connections this process opened for /stats
     _stats_conn: http.client.HTTPConnection | None = field(default=None, repr=False)
     _stats_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _proc: subprocess.Popen | ForkedServer | None = field(default=None, repr=False)
+    _proc: subprocess.Popen | ForkedProcess | None = field(default=None, repr=False)
     _stderr: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STDERR_LINES_KEPT), repr=False)
     _stderr_thread: threading.Thread | None = field(default=None, repr=False)
 
