@@ -47,6 +47,19 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = hypothesis_home
     os.environ["PYTHONPYCACHEPREFIX"] = pycache
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not os.listdir(pycache) and config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        _fill_bytecode_cache(config)
+
+
+def _fill_bytecode_cache(config: pytest.Config) -> None:
+    """An empty cache (a fresh virtual environment, as in CI) is filled by one collection before
+    the workers start; else each of them compiled everything they import (the prefix holds the
+    standard library's and the packages' too) at once: 3.2 s of CPU each, against 0.6 s warm."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-o", "addopts=", "-p", "no:xdist",
+                    "-p", "no:cacheprovider", "-p", "no:hypothesispytest"], cwd=config.rootpath,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=120)  # what it prints does not matter
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
