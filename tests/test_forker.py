@@ -173,3 +173,28 @@ def test_a_forked_harness_run_forks_its_servers_too_and_they_end_with_it(own_for
     # the forker saw its socket close: SIGTERM ends the server in ~0.1 s (SIGKILL after 5 s); 15 s for a loaded machine
     wait_for(lambda: server.is_running() and server.status() != psutil.STATUS_ZOMBIE, lambda alive: not alive,
              deadline_s=15)
+
+
+def test_a_run_killed_with_a_message_unread_leaves_the_forker_serving(own_forker, tmp_path):
+    """A run that dies before reading what the forker sent it (here: its server's end, while
+    the run was stopped) makes the forker's next read of its socket fail with ECONNRESET; that
+    is the run's end, not the forker's."""
+    run = own_forker.spawn(["run", "--cmd", "sleep 60 # {url}", "--duration", "60", "--plots", "off",
+                            "--json", str(tmp_path / "r.json")], program="harness", cwd=str(tmp_path),
+                           env=dict(os.environ))
+    forker_process = psutil.Process(own_forker.process.pid)
+    try:
+        # a forked server starts in ~30 ms; 20 s covers a loaded machine
+        server = wait_for(lambda: [p for p in forker_process.children() if p.pid != run.pid], lambda found: found,
+                          deadline_s=20)[0]
+        os.kill(run.pid, signal.SIGSTOP)
+        server.terminate()  # its end goes to the stopped run, unread
+        wait_for(lambda: server.pid in {p.pid for p in forker_process.children()}, lambda child: not child,
+                 deadline_s=15)  # reaped by the forker: the notice is sent
+    finally:
+        run.kill()
+        run.communicate(30)
+    fresh = own_forker.spawn(["--host", "127.0.0.1", "--port", "0", "--delay", "0.01"])
+    assert json.loads(fresh.stdout.readline())["pid"] == fresh.pid  # the forker serves on
+    fresh.terminate()
+    assert fresh.wait(10) == 0

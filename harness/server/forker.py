@@ -340,7 +340,10 @@ def serve(sock: socket.socket) -> None:
             for key, _ in sel.select(timeout):
                 if key.data == "caller":
                     caller = key.fileobj
-                    message, fds, _, _ = socket.recv_fds(caller, MESSAGE_BYTES, 3)
+                    try:
+                        message, fds, _, _ = socket.recv_fds(caller, MESSAGE_BYTES, 3)
+                    except OSError:  # ECONNRESET: it closed with a message of ours unread (a run killed): its end
+                        message, fds = b"", []
                     if message:
                         _fork(caller, sel, children, json.loads(message), fds)
                     elif caller is sock:
