@@ -27,8 +27,9 @@ def own_forker():
     forking.use_forker()
     server_forker = forking.Forker()
     yield server_forker
-    assert not server_forker.servers, f"servers left running: {list(server_forker.servers)}"
-    server_forker.close()
+    left = list(server_forker.servers)
+    server_forker.close()  # first: a failing test leaves no forker behind (it ends what it still ran)
+    assert not left, f"servers left running: {left}"
     assert server_forker.process.returncode == 0
 
 
@@ -198,3 +199,18 @@ def test_a_run_killed_with_a_message_unread_leaves_the_forker_serving(own_forker
     assert json.loads(fresh.stdout.readline())["pid"] == fresh.pid  # the forker serves on
     fresh.terminate()
     assert fresh.wait(10) == 0
+
+
+def test_a_child_that_ends_before_its_start_is_taken_is_still_seen_to_end(own_forker, tmp_path, monkeypatch):
+    """A harness run refused at once can end, and the forker report it, before spawn() has
+    taken its start: that end is kept, not lost (a wait that never returned, seen in a soak)."""
+    made = forking.ForkedProcess
+
+    def taken_late(pid, *args):  # spawn() takes the start only once the child has ended and been reaped
+        wait_for(lambda: psutil.pid_exists(pid), lambda exists: not exists, deadline_s=20)  # 20 s: a loaded machine
+        return made(pid, *args)
+
+    monkeypatch.setattr(forking, "ForkedProcess", taken_late)
+    refused = own_forker.spawn(["run", "mine:nope"], program="harness", cwd=str(tmp_path), env=dict(os.environ))
+    out, err = refused.communicate(20)  # refused in ~50 ms; 20 s for a loaded machine
+    assert refused.returncode == 2 and b"cannot import 'mine'" in err, (out, err)

@@ -126,6 +126,7 @@ def test_runs_too_long(leak_check):
 
 def test_pytest_timeout_leaves_no_process_and_no_socket(tmp_path):
     (tmp_path / "test_user.py").write_text(USER_TEST)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # its own config: not an enclosing project's (a soak's)
     # 5 s: the user's session, its server and the experiment's start fit with room on a loaded machine (in 3 s a
     # loaded soak once timed out before the first sample); the experiment itself would take ~100 s
     done = subprocess.run([*USER_PYTEST, "-o", "timeout=5",

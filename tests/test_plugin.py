@@ -105,6 +105,9 @@ EXPECTED = {  # test name: passed?
 def user_run(tmp_path_factory):
     project = tmp_path_factory.mktemp("user_project")
     (project / "test_my_client.py").write_text(USER_TESTS)
+    # its own config, as a user's project has: under another project (a soak's --basetemp inside this repository)
+    # pytest would otherwise take that one's ini, its addopts and its conftest.py
+    (project / "pytest.ini").write_text("[pytest]\n")
     # under pytest-xdist, two workers: the session's summary and picture must still cover every experiment
     done = subprocess.run([*USER_PYTEST, "--junitxml=junit.xml",
                            "-o", "junit_family=xunit1", "-n", "2", "--basetemp", str(project / "basetemp")],

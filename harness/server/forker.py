@@ -157,6 +157,9 @@ class Forker:
             sock = ours
         self.sock = sock
         self.servers: dict[int, ForkedProcess] = {}  # harness runs too: whatever it forked and still runs
+        # a child that ended before spawn() had registered it (a harness run refused at once): its status, kept
+        self.ended_early: dict[int, int] = {}
+        self.exits = threading.Lock()  # the reader and spawn() over servers and ended_early
         self.answers: queue.Queue[dict] = queue.Queue()
         self.lock = threading.Lock()  # one request at a time: answers come in order
         self.reader = threading.Thread(target=self._read, name="server-forker", daemon=True)
@@ -183,7 +186,10 @@ class Forker:
                 break
             message = json.loads(data)
             if "exited" in message:
-                server = self.servers.pop(message["exited"], None)
+                with self.exits:
+                    server = self.servers.pop(message["exited"], None)
+                    if server is None:
+                        self.ended_early[message["exited"]] = message["status"]
                 if server is not None:
                     server.ended(message["status"])
             else:
@@ -230,7 +236,12 @@ class Forker:
                 if "started" not in answer:
                     raise ForkerError(answer.get("failed", repr(answer)))
                 server = ForkedProcess(answer["started"], out_read, err_read, argv)
-                self.servers[server.pid] = server
+                with self.exits:
+                    status = self.ended_early.pop(server.pid, None)
+                    if status is None:
+                        self.servers[server.pid] = server
+                if status is not None:  # its end came before we took its start
+                    server.ended(status)
                 return server
         except BaseException:
             for fd in (out_read, err_read):
