@@ -106,3 +106,28 @@ def test_socket_listing_is_goleak_like():
         "  ... and 1 more held",
         "  closed by the client (churn, not held): 2 TIME_WAIT",
     ]
+
+
+def test_a_hosts_rise_is_explained_only_by_what_that_host_had_in_flight():
+    """The seed's faulty client on 3 hosts, a loaded soak's figures: one host kept 9 then 17
+    sockets (every request) while the whole client's peak rose 15 -> 23; that host's own server
+    saw at most 7 then 9 in flight. Judged by the whole client's peak the host was a plateau."""
+    from types import SimpleNamespace
+
+    from harness.clients import FaultyClient
+    from harness.scenarios.seed import _per_host_checks
+
+    hosts = ["127.0.0.2:1", "127.0.0.3:2", "127.0.0.4:3"]
+    residuals = {hosts[0]: (9, 18), hosts[1]: (9, 17), hosts[2]: (8, 17)}
+    own_peaks = {hosts[0]: (6, 8), hosts[1]: (7, 9), hosts[2]: (6, 7)}
+    rounds = [{"residual_by_host": {h: residuals[h][k] for h in hosts},
+               "peak_in_flight_by_host": {h: own_peaks[h][k] for h in hosts}} for k in range(2)]
+    run = SimpleNamespace(hosts=hosts, client=FaultyClient())
+    figures = SimpleNamespace()
+    checks = _per_host_checks(run, SimpleNamespace(rounds=rounds), figures, 26, [15, 23])
+    assert figures.verdict_by_host == dict.fromkeys(hosts, GROWTH)
+    assert [c.passed for c in checks] == [True]
+    # a host whose own peak rose as much as its residual did: a pool's growth, explained
+    rounds[1]["peak_in_flight_by_host"][hosts[1]] = 15
+    _per_host_checks(run, SimpleNamespace(rounds=rounds), figures, 26, [15, 23])
+    assert figures.verdict_by_host[hosts[1]] == PLATEAU
