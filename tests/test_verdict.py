@@ -56,6 +56,19 @@ def test_final_round_settles_by_the_unexplained_rise():
     assert judge_trend([12, 13, 14, 15, 16, 17], [12, 13, 14, 15, 16, 17], PER_ROUND, final=True).verdict == PLATEAU
 
 
+def test_a_first_round_that_ended_low_is_a_pools_refill_not_growth():
+    """A loaded soak: the fixed client's idle connections closed while the first round settled
+    (0 kept), then 5 (its idle cap) after every later round: judged growth at the sixth."""
+    peaks = [14, 15, 15, 15, 15, 15]
+    assert judge_trend([0, 5, 5], peaks[:3], PER_ROUND).verdict == PLATEAU
+    assert judge_trend([0, 5, 5, 5, 5, 5], peaks, PER_ROUND, final=True).verdict == PLATEAU
+    # still growth or undecided: the later rounds rise, or the first round's deficit is more than was in flight
+    assert judge_trend([0, 5, 10], peaks[:3], PER_ROUND).verdict == UNDECIDED
+    assert judge_trend([0, 26, 52], [18, 18, 18], PER_ROUND).verdict == GROWTH
+    assert judge_trend([0, 1, 2, 3, 4, 5], [18] * 6, PER_ROUND, final=True).verdict == GROWTH
+    assert judge_trend([0, 20, 20], [15, 15, 15], PER_ROUND).verdict == GROWTH
+
+
 def test_trend_figures():
     trend = judge_trend([26, 52, 78], [18, 18, 18], PER_ROUND)
     assert (trend.rise, trend.unexplained_rise, trend.excess_over_peak) == (52, 52, 60)

@@ -54,6 +54,10 @@ def judge_trend(
       ends at least ``GROWTH_MIN_EXCESS`` above the peak in flight;
     * plateau: the unexplained rise is within ``PLATEAU_MAX_RISE`` and the last
       round added nothing;
+    * plateau too: the rounds after the first are a plateau on their own, and the
+      first ended lower, refilled within what was in flight: a pool whose idle
+      connections closed while the first round settled (its idle timeout shorter
+      than a loaded settle);
     * otherwise undecided: more rounds are needed. With ``final`` (no more rounds
       can be run) the unexplained rise alone decides.
     """
@@ -76,6 +80,11 @@ def judge_trend(
     if unexplained <= PLATEAU_MAX_RISE and last <= previous:
         return trend(PLATEAU, f"kept {last} sockets after the last round, {rise:+d} since the first "
                               f"(peak in flight {peaks[0]} -> {peaks[-1]}), no longer rising")
+    if len(residuals) >= 3 and first < residuals[1] <= peaks[1]:
+        later = judge_trend(residuals[1:], peaks[1:], requests_per_round)
+        if later.verdict == PLATEAU:  # a soak's pool: 0 -> 5 -> 5 -> 5 -> 5 -> 5 (idle cap 5), once judged growth
+            return trend(PLATEAU, f"the first round ended at {first}, below the {residuals[1]} kept after the "
+                                  f"next (idle connections closed as it settled); since then: {later.reason}")
     if not final:
         return trend(UNDECIDED, f"{rise:+d} over {len(residuals)} rounds ({unexplained:+d} beyond the peak in "
                                 f"flight), {excess:+d} against the peak: more rounds needed")
