@@ -152,7 +152,7 @@ def test_a_forked_harness_run_forks_its_servers_too_and_they_end_with_it(own_for
     for env, said in (({"LEAK_DELAY": "x"}, b"LEAK_DELAY: 'x' is not a number"),  # the environment given
                       ({}, b"module 'mine' has no 'nope'")):  # mine.py found, in the working folder given
         refused = own_forker.spawn(["run", "mine:nope"], program="harness", cwd=str(tmp_path), env={**os.environ, **env})
-        out, err = refused.communicate(60)
+        out, err = refused.communicate(60)  # refused in ~50 ms; 60 s: the forker's first harness run imports the CLI
         assert refused.returncode == 2 and said in err, (out, err)
     run = own_forker.spawn(["run", "--cmd", "sleep 60 # {url}", "--duration", "60", "--plots", "off",
                             "--json", str(tmp_path / "r.json")], program="harness", cwd=str(tmp_path),
@@ -169,7 +169,7 @@ def test_a_forked_harness_run_forks_its_servers_too_and_they_end_with_it(own_for
         assert not [p for p in psutil.Process(run.pid).children() if "harness.server" in " ".join(p.cmdline())]
     finally:
         run.kill()
-        run.communicate(30)
+        run.communicate(30)  # SIGKILLed: its end is reported within ms; 30 s for a loaded machine
     assert run.returncode == -signal.SIGKILL
     # the forker saw its socket close: SIGTERM ends the server in ~0.1 s (SIGKILL after 5 s); 15 s for a loaded machine
     wait_for(lambda: server.is_running() and server.status() != psutil.STATUS_ZOMBIE, lambda alive: not alive,
@@ -194,7 +194,7 @@ def test_a_run_killed_with_a_message_unread_leaves_the_forker_serving(own_forker
                  deadline_s=15)  # reaped by the forker: the notice is sent
     finally:
         run.kill()
-        run.communicate(30)
+        run.communicate(30)  # SIGKILLed: its end is reported within ms; 30 s for a loaded machine
     fresh = own_forker.spawn(["--host", "127.0.0.1", "--port", "0", "--delay", "0.01"])
     assert json.loads(fresh.stdout.readline())["pid"] == fresh.pid  # the forker serves on
     fresh.terminate()
