@@ -7,13 +7,15 @@ nearly valid, where the two could disagree (the server fuzzer's malformed input,
 ``test_fuzz.py``, goes through this path too)."""
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import h11
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.server import protocol
-from harness.server.protocol import PlainHead, SlowServer, read_plain_head
+from harness.server.protocol import PlainHead, SlowServer, read_plain_head, split_target
 
 
 CASES = 400
@@ -99,3 +101,30 @@ def test_without_httptools_or_with_parser_h11_h11_reads_every_request(monkeypatc
     monkeypatch.setattr(protocol, "httptools", None)
     assert read_plain_head(PLAIN) is None
     assert SlowServer("127.0.0.1", 0, 0.0, 60.0).read_plain_head is None
+
+
+# targets where a plain path and urlsplit could part: "//" (a host), a query, a fragment, a scheme, what urlsplit
+# strips (tabs, CR, LF, leading controls and spaces), bytes beyond ASCII
+TARGET_BYTES = st.sampled_from(list(b"/?#&=;:%+. \t\r\n\x00\x1fab") + [0x7f, 0xe9])
+SPLIT_TARGETS = st.one_of(TARGETS, st.lists(TARGET_BYTES, max_size=14).map(bytes),
+                          st.lists(TARGET_BYTES, max_size=14).map(lambda b: b"/" + bytes(b)))
+
+
+@settings(max_examples=CASES, deadline=None, database=None)
+@given(target=SPLIT_TARGETS)
+def test_a_target_is_split_as_urlsplit_and_parse_qs_split_it(target):
+    """The server routes (/stats, /hold) and reads ?delay= and ?fault= by ``split_target``, whose plain
+    paths skip urlsplit and parse_qs; whatever the target, it must give what they give."""
+    try:
+        split = urlsplit(target.decode("latin-1"))
+    except ValueError:  # "//[": an IPv6 host never closed
+        with pytest.raises(ValueError):
+            split_target(target)
+        return
+    assert split_target(target) == (split.path, parse_qs(split.query))
+
+
+def test_a_plain_path_skips_urlsplit(monkeypatch):
+    monkeypatch.setattr(protocol, "urlsplit", None)  # called: a TypeError
+    assert split_target(b"/") == ("/", {})
+    assert split_target(b"/stats") == ("/stats", {})

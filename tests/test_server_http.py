@@ -144,6 +144,15 @@ def test_query_values_out_of_range_are_400(start_slow_server, query):
         assert read_response(s).startswith(b"HTTP/1.1 400 Bad Request")
 
 
+def test_a_target_that_cannot_be_split_is_400(start_slow_server):
+    server = start_slow_server(delay=0.0)
+    with connect(server) as s:
+        s.sendall(b"GET //[ HTTP/1.1\r\nHost: t\r\n\r\n")  # urlsplit: an IPv6 host never closed
+        assert read_response(s).startswith(b"HTTP/1.1 400 Bad Request")
+        s.sendall(REQUEST_11)  # and the connection still serves
+        assert read_response(s).startswith(b"HTTP/1.1 200 OK")
+
+
 def test_an_empty_host_is_refused(capsys):
     assert server_main(["--host", ""]) == 2
     assert capsys.readouterr().err == "harness.server: error: --host '': give an address to listen on, e.g. 127.0.0.1\n"

@@ -173,6 +173,21 @@ def read_plain_head(data: bytes) -> PlainHead | None:
 Request = h11.Request | PlainHead  # a request head, whichever parser read it
 
 
+def split_target(target: bytes) -> tuple[str, dict[str, list[str]]]:
+    """A request target's path and its query's fields, as ``urlsplit`` and ``parse_qs`` read them
+    (ValueError where urlsplit refuses the target). A plain path without a query (``/``, what nearly every request asks for) is taken as it is
+    (~0.2 us; urlsplit and parse_qs cost ~2 us, ~20 ms of the server's time when 10,000
+    requests arrive together)."""
+    if PLAIN_PATH.match(target):
+        return target.decode("latin-1"), {}
+    split = urlsplit(target.decode("latin-1"))
+    return split.path, parse_qs(split.query)
+
+
+# a path urlsplit takes as it is: from "/" (not "//", a host), without a query, a fragment or what it removes
+PLAIN_PATH = re.compile(rb"/(?!/)[^?#\t\r\n]*\Z")
+
+
 def _wants_keep_alive(request: Request) -> bool:
     """RFC 9112 §9.3: 1.1 persists unless ``close``; 1.0 only with ``keep-alive``."""
     tokens = set()
@@ -214,25 +229,28 @@ class RequestLifecycle:
     def _request_complete(self) -> None:
         request = self.request
         assert request is not None
-        target = urlsplit(request.target.decode("latin-1"))
-        if target.path == "/stats":
+        try:
+            path, query = split_target(request.target)
+        except ValueError as exc:  # "//[": urlsplit reads an IPv6 host never closed (once a traceback, no answer)
+            self._respond(request, b"400 Bad Request", f"bad request target: {exc}\n".encode(), b"text/plain")
+            return
+        if path == "/stats":
             self.server.stats.stats_requests += 1
             body = json.dumps(self.server.stats.as_dict()).encode()
             self._respond(request, b"200 OK", body, b"application/json")
             return
-        if target.path == "/hold":  # the harness's own, like /stats: a barrier for the next burst
+        if path == "/hold":  # the harness's own, like /stats: a barrier for the next burst
             self.server.stats.stats_requests += 1
-            self._respond(request, *self.server.set_hold(parse_qs(target.query)))
+            self._respond(request, *self.server.set_hold(query))
             return
-        if target.path == "/stall-handshakes":  # the harness's own: the next N TLS handshakes stall
+        if path == "/stall-handshakes":  # the harness's own: the next N TLS handshakes stall
             self.server.stats.stats_requests += 1
-            self._respond(request, *self.server.set_stall(parse_qs(target.query)))
+            self._respond(request, *self.server.set_stall(query))
             return
         self.server.stats.requests_received += 1
-        query = parse_qs(target.query)
         delay = self.server.delay
         try:
-            if "delay" in query:
+            if query and "delay" in query:
                 delay = float(query["delay"][0])
                 if not math.isfinite(delay) or not 0 <= delay <= MAX_DELAY_S:
                     raise ValueError
@@ -240,7 +258,7 @@ class RequestLifecycle:
             self._respond(request, b"400 Bad Request", f"bad delay: give seconds from 0 to {MAX_DELAY_S:g}\n".encode(),
                           b"text/plain")
             return
-        named = next((query[key][0] for key in FAULT_QUERY if key in query), None)
+        named = next((query[key][0] for key in FAULT_QUERY if key in query), None) if query else None
         if named is not None and named not in BY_NAME:
             self._respond(request, b"400 Bad Request", f"unknown fault {named}\n".encode(), b"text/plain")
             return
