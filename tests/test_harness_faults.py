@@ -76,11 +76,33 @@ def test_interrupted_while_its_servers_stop_a_run_keeps_its_verdict(tmp_path, mo
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ServerProcess, "stop", stop_then_interrupt)
-    experiment = Experiment("fixed", name="late", settings=Settings(results_dir=str(tmp_path), delay=0.05))
+    data = _interrupted_fixed_run(tmp_path)
+    assert data["complete"] is True and data["verdict"] == "plateau", data.get("error")
+
+
+def _interrupted_fixed_run(tmp_path) -> dict:
+    """Run the fixed client briefly, which must end in KeyboardInterrupt; the result it wrote."""
+    experiment = Experiment("fixed", name="interrupted", settings=Settings(results_dir=str(tmp_path), delay=0.05))
     with pytest.raises(KeyboardInterrupt):
         run_and_write(experiment, tmp_path)
-    data = json.loads((tmp_path / "late.json").read_text())
+    return json.loads((tmp_path / "interrupted.json").read_text())
+
+
+def test_interrupted_while_its_result_is_written_a_run_keeps_it_whole(tmp_path, monkeypatch):
+    """^C while a finished result was being written (a loaded soak: the compare's second result was lost):
+    the write ends, then the interruption goes on."""
+    from harness.faces import common
+
+    write = common.write_result
+
+    def interrupted_mid_write(result, results_dir):
+        signal.raise_signal(signal.SIGINT)  # as ^C would come, halfway through the write
+        return write(result, results_dir)
+
+    monkeypatch.setattr(common, "write_result", interrupted_mid_write)
+    data = _interrupted_fixed_run(tmp_path)
     assert data["complete"] is True and data["verdict"] == "plateau", data.get("error")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # its handler is put back
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
