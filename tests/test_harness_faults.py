@@ -100,9 +100,14 @@ def test_interrupted_while_its_result_is_written_a_run_keeps_it_whole(tmp_path, 
         return write(result, results_dir)
 
     monkeypatch.setattr(common, "write_result", interrupted_mid_write)
-    data = _interrupted_fixed_run(tmp_path)
+    # ^C as the CLI takes it: started in the background (a soak), pytest inherits SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        data = _interrupted_fixed_run(tmp_path)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # its handler is put back
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert data["complete"] is True and data["verdict"] == "plateau", data.get("error")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # its handler is put back
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])

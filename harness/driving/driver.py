@@ -100,34 +100,6 @@ class Driver:
             raise
         return thread
 
-    def fire_burst(self, n: int, together: int, ready: Callable[[], object] = lambda: None) -> None:
-        """Start ``n`` requests, the first ``together`` of them at once: their threads are
-        started first, each waiting at one gate; then ``ready()`` runs; then the gate opens,
-        they count as in flight together, and the rest are fired one after another.
-
-        Starting a thread waits until it runs: on a loaded 2-core machine ~20 ms each, so
-        ``fire()`` after ``fire()`` spread a sweep's burst over more than its server's hold
-        (a soak: 156 requests never had 27 in flight within 0.56 s). Only the first part is
-        gated: 188 threads let go at once fight for the GIL and end ~0.1 s later than fired
-        in turn. Costs ~0.1 ms a gated thread before ``ready()``."""
-        gate = threading.Event()
-        started = 0
-        try:
-            for _ in range(min(n, together)):
-                threading.Thread(target=self._gated, args=(gate, next(self._next_url)), daemon=True).start()
-                started += 1
-            ready()
-        finally:
-            for _ in range(started):
-                self.tracker.begin()
-            gate.set()  # the started ones always go: each ends its own count
-        for _ in range(n - started):
-            self.fire()
-
-    def _gated(self, gate: threading.Event, url: str) -> None:
-        gate.wait()
-        self._one(url)
-
     def _one(self, url: str) -> None:
         error: BaseException | None = None
         try:
