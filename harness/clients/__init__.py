@@ -8,6 +8,8 @@ run on an event loop of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import importlib
 import inspect
 import os
@@ -30,19 +32,65 @@ class TargetError(ValueError):
 class AsyncTarget:
     """Drives an ``async def`` request function on one event loop of its own.
 
-    The loop runs in a thread; each request thread submits a coroutine and
-    waits for it, so in-flight counting works as for plain functions, and
-    module-level async clients (an aiohttp session, say) live on one loop.
+    The loop runs in a thread, so module-level async clients (an aiohttp session,
+    say) live on one loop. The driver starts each request as a task on it
+    (``start_request``), as an async program would, not as a thread of its own: a
+    burst of a hundred threads fights the loop's thread for the GIL, and the loop is
+    what must send the burst. Called as a plain function, it waits for its request.
     """
 
     def __init__(self, function: Callable[[str], object]) -> None:
         self.function = function
+        # requests started by ``start_request`` and not yet ended: held here because the loop holds its tasks
+        # weakly, and a task waiting on a future nothing else holds (a connect) would be collected mid-request
+        self._running: set[asyncio.Task] = set()
         self.loop = asyncio.new_event_loop()
+        self._queue: asyncio.Queue[tuple[str, Callable[[BaseException | None], object]]] = asyncio.Queue()
+        self._feeder: asyncio.Task | None = None  # made on the loop by the first ``start_request``
+        self._feeding = threading.Lock()
         self.thread = threading.Thread(target=self.loop.run_forever, name="target-event-loop", daemon=True)
         self.thread.start()
 
     def __call__(self, url: str) -> object:
         return asyncio.run_coroutine_threadsafe(self.function(url), self.loop).result()  # type: ignore[arg-type]
+
+    def start_request(self, url: str, done: Callable[[BaseException | None], object]) -> None:
+        """Queues one request for the loop and returns at once (~10 us of the caller's CPU);
+        ``done(error)`` is called on the loop's thread when it ends (``error`` None if it
+        returned). Requests start in the order given, one a turn of the loop."""
+        with self._feeding:
+            if self._feeder is None:
+                self._feeder = asyncio.run_coroutine_threadsafe(self._start_feeder(), self.loop).result()
+        self.loop.call_soon_threadsafe(self._queue.put_nowait, (url, done))
+
+    async def _start_feeder(self) -> asyncio.Task:
+        return asyncio.ensure_future(self._feed())
+
+    async def _stop_feeder(self) -> None:
+        if self._feeder is not None:
+            self._feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feeder
+
+    async def _feed(self) -> None:
+        """Starts the queued requests as tasks, one a turn of the loop, as a program's
+        ``for url in urls: create_task(get(url)); await asyncio.sleep(0)``. All at once
+        instead, a burst advances in step (every request connects before any is sent): in a
+        loaded suite, a sweep of 156 through aiohttp had not sent its 27th after 0.56 s."""
+        while True:
+            url, done = await self._queue.get()
+            try:
+                task = asyncio.ensure_future(self.function(url))  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001  a function that fails before its coroutine exists
+                done(exc)
+                continue
+            self._running.add(task)
+            task.add_done_callback(functools.partial(self._ended, done))
+            await asyncio.sleep(0)
+
+    def _ended(self, done: Callable[[BaseException | None], object], task: asyncio.Task) -> None:
+        self._running.discard(task)
+        done(asyncio.CancelledError() if task.cancelled() else task.exception())
 
     def close(self) -> None:
         """Runs the function's ``aclose()`` (if any) on its loop, then stops the loop."""
@@ -51,6 +99,7 @@ class AsyncTarget:
         aclose = getattr(self.function, "aclose", None)
         if callable(aclose):
             asyncio.run_coroutine_threadsafe(aclose(), self.loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(self._stop_feeder(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
         if not self.thread.is_alive():

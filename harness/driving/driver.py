@@ -1,4 +1,5 @@
-"""Drive a client through a schedule: one thread per request, as goroutines.
+"""Drive a client through a schedule: one thread per request, as goroutines (for an
+``async def`` client, one task per request on its own loop).
 
 The harness knows at every moment how many of the client's requests are in
 flight (``InFlight``), which is what lets a verdict tell a pool from a leak.
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from .schedule import Schedule
 
 RequestFn = Callable[[str], object]
+StartFn = Callable[[str, Callable[[BaseException | None], object]], object]
 
 
 class InFlight:
@@ -78,6 +80,8 @@ class Driver:
 
     def __init__(self, request: RequestFn, url: str | Sequence[str], tracker: InFlight, stop: threading.Event) -> None:
         self.request = request
+        # a client that starts a request itself and reports its end: ``start_request(url, done)``, then ``done(error)``
+        self._start: StartFn | None = getattr(request, "start_request", None)
         self.urls = [url] if isinstance(url, str) else list(url)
         self.url = self.urls[0]
         self._next_url = itertools.cycle(self.urls)
@@ -89,16 +93,19 @@ class Driver:
     def position(self) -> tuple[int, int]:
         return self.round, self.cycle
 
-    def fire(self, url: str | None = None) -> threading.Thread:
-        """Start one request in its own thread; it counts as in flight at once."""
+    def fire(self, url: str | None = None) -> None:
+        """Start one request, in a thread of its own or, for a client that starts its own
+        (an async target: a task on its loop), by it; it counts as in flight at once."""
+        url = url or next(self._next_url)
         self.tracker.begin()
-        thread = threading.Thread(target=self._one, args=(url or next(self._next_url),), daemon=True)
         try:
-            thread.start()
+            if self._start is not None:
+                self._start(url, self.tracker.end)
+            else:
+                threading.Thread(target=self._one, args=(url,), daemon=True).start()
         except BaseException as exc:
             self.tracker.end(exc)
             raise
-        return thread
 
     def _one(self, url: str) -> None:
         error: BaseException | None = None
