@@ -77,7 +77,7 @@ def test_an_async_burst_starts_a_request_a_turn_of_the_loop_so_the_first_is_sent
     target = AsyncTarget(request)
     try:
         driver, tracker = _driver(target)
-        driver.fire()  # the first starts the feeder
+        driver.fire()  # one before the burst: the loop has run its feeder, now waiting on its queue
         assert tracker.wait_idle(WAIT_S)
         events.clear()
         blocked, go_on = threading.Event(), threading.Event()

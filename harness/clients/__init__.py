@@ -46,10 +46,9 @@ class AsyncTarget:
         self._running: set[asyncio.Task] = set()
         self.loop = asyncio.new_event_loop()
         self._queue: asyncio.Queue[tuple[str, Callable[[BaseException | None], object]]] = asyncio.Queue()
-        self._feeder: asyncio.Task | None = None  # made on the loop by the first ``start_request``
-        self._feeding = threading.Lock()
         self.thread = threading.Thread(target=self.loop.run_forever, name="target-event-loop", daemon=True)
         self.thread.start()
+        self._feeder: asyncio.Task = asyncio.run_coroutine_threadsafe(self._start_feeder(), self.loop).result()
 
     def __call__(self, url: str) -> object:
         return asyncio.run_coroutine_threadsafe(self.function(url), self.loop).result()  # type: ignore[arg-type]
@@ -58,19 +57,15 @@ class AsyncTarget:
         """Queues one request for the loop and returns at once (~10 us of the caller's CPU);
         ``done(error)`` is called on the loop's thread when it ends (``error`` None if it
         returned). Requests start in the order given, one a turn of the loop."""
-        with self._feeding:
-            if self._feeder is None:
-                self._feeder = asyncio.run_coroutine_threadsafe(self._start_feeder(), self.loop).result()
         self.loop.call_soon_threadsafe(self._queue.put_nowait, (url, done))
 
     async def _start_feeder(self) -> asyncio.Task:
         return asyncio.ensure_future(self._feed())
 
     async def _stop_feeder(self) -> None:
-        if self._feeder is not None:
-            self._feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._feeder
+        self._feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._feeder
 
     async def _feed(self) -> None:
         """Starts the queued requests as tasks, one a turn of the loop, as a program's
