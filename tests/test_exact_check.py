@@ -190,32 +190,3 @@ def test_a_first_sweep_that_proves_nothing_is_sent_once_more(monkeypatch, tmp_pa
     else:
         assert said[1].startswith("sweep 2:") and "concurrent requests" in said[1], lines
         assert sweeps["verdict"] == "plateau" and sweeps["sweeps"] >= 2, sweeps
-
-
-def test_a_sweep_that_proves_nothing_after_one_that_did_is_not_sent_again(monkeypatch, tmp_path):
-    """The first sweep proves its sockets; the second's barrier is out of reach, as a pool the
-    first grew to its cap holds as many sockets as it may have in flight (aiohttp-fixed: 50 of
-    50). It is not sent once more: that retry is for a slow start, and what the first proved stands."""
-    from harness.faces.common import run_and_write
-    from harness.options import Settings
-    from harness.runner import Experiment
-    from harness.server import ServerProcess
-
-    hold, calls = ServerProcess.hold, []
-
-    def out_of_reach_after_the_first(self, until, most_s, then_s=None):
-        calls.append(until)
-        return hold(self, until if len(calls) == 1 else 100_000, most_s, then_s)
-
-    monkeypatch.setattr(ServerProcess, "hold", out_of_reach_after_the_first)
-    lines: list[str] = []
-    run_and_write(Experiment("fixed", settings=Settings(results_dir=str(tmp_path))), tmp_path, progress=lines.append)
-    data = json.loads((tmp_path / "tcp_count-fixed.json").read_text())
-    sweeps = data["judgement"]["sweeps"]
-    said = [line for line in lines if line.startswith("sweep ")]
-    assert said[0].startswith("sweep 1:") and "concurrent requests" in said[0], lines
-    assert len(said) == 2 and said[1].startswith("sweep 2:") and said[1].endswith("proves nothing"), lines
-    assert len(calls) == 2, calls
-    # what the first sweep proved stands: the requests before it, through the sockets it tested
-    assert sweeps["verdict"] == "plateau" and sweeps["sweeps"] == 2, sweeps
-    assert f"in {data['figures']['requests']} requests" in sweeps["reason"], (sweeps, data["figures"]["requests"])

@@ -189,10 +189,7 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         missed = [f"{server.host}:{server.port} never had {n + 1}" for server, n, r in
                   zip(run.servers, held, reached_before) if server.stats()["holds_reached"] == r]
         if missed:  # not concurrent enough to prove anything: a pool capped at what it holds, say
-            # once a run, and only while no sweep has proved anything: after one that did, a miss is a pool the
-            # proved sweep grew to its cap (aiohttp-fixed: 50 held, 51 needed, limit_per_host 50), which a retry
-            # cannot reach either (it cost aiohttp-fixed 0.84 s more in 1 to 3 runs of 10, for nothing)
-            again = not retried and conclusive == 0
+            again = not retried  # once a run, whichever sweep it is
             progress(f"sweep {sweeps}: {size} requests, but {', '.join(missed)} in flight at once: proves nothing"
                      + ("; once more" if again else ""))
             if again:  # a loaded machine can be slow to start a burst; the second finds its connections open
