@@ -254,7 +254,7 @@ MAX_DEADLINE_S = 86_400.0  # a day: the longest any one experiment may be allowe
 OPTIONS: tuple[Option, ...] = (
     Option("delay", at_most(non_negative_float, MAX_DELAY_S), 0.2,
            "seconds the slow server waits before each answer (the seed: 20; at most 3600)"),
-    Option("cycles", at_most(positive_int, 100_000), 10,
+    Option("cycles", at_most(positive_int, 100_000), 8,
            "cycles per round; a cycle sends 1 periodic request plus 0..extra-max extra ones (at most 100000)"),
     Option("period", at_most(positive_float, 60.0), 0.05, "seconds between the starts of two cycles (at most 60)"),
     Option("extra_max", at_most(non_negative_int, 1000), 3,
@@ -299,7 +299,7 @@ class Settings:
     """Validated option values. Seconds for times, counts for the rest."""
 
     delay: float = 0.2
-    cycles: int = 10
+    cycles: int = 8
     period: float = 0.05
     extra_max: int = 3
     seed: int = 1

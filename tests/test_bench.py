@@ -52,3 +52,13 @@ def test_bench_json_is_written(tmp_path, capsys, monkeypatch):
     assert set(data) >= {"sampler_ms", "sampler_vs_ss", "sampler_vs_dump", "machine", "goals"}
     assert "10" in data["sampler_ms"]["netlink"] and data["sampler_vs_dump"]["10"] > 0
     assert f"figures: {tmp_path / 'bench.json'}" in capsys.readouterr().out
+
+
+def test_the_seed_pairs_verdict_goal_is_judged():
+    from harness.bench import GOALS, table
+
+    goal = GOALS["seed_pair_verdict_s"]
+    met = table({"verdict_s": {"tcp_count-faulty": goal - 0.3, "tcp_count-fixed": goal, "idle_handling-fixed": 2.0}})
+    assert f"the seed's pair, run faulty {goal - 0.3:.2f} s, run fixed {goal:.2f} s; goal <= {goal} s each: met" in met
+    missed = table({"verdict_s": {"tcp_count-faulty": goal - 0.3, "tcp_count-fixed": goal + 0.01}})
+    assert missed.endswith(f"goal <= {goal} s each: NOT met")

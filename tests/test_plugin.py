@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from .tools import USER_PYTEST
+from .tools import USER_PYTEST, default_requests_per_round
 
 
 USER_TESTS = '''
@@ -80,11 +80,12 @@ def test_cmd_without_url(leak_check):
     leak_check(cmd="curl http://127.0.0.1:1/")
 '''
 # test name: the one line its failure must be (no traceback of the harness's own)
+PER_ROUND = default_requests_per_round()  # every request of the one round run
 ONE_LINE_FAILURES = {
     "test_bad_option": "leak_check: cycles=0: '0' must be >= 1",
-    "test_no_request": "leak_check: nothing measured: the client reported 26 of 26 requests done, the server "
+    "test_no_request": f"leak_check: nothing measured: the client reported {PER_ROUND} of {PER_ROUND} requests done, the server "
                        "received 0 on 0 connections; a target must make one request to the URL it is given",
-    "test_target_raises": "leak_check: nothing measured: every request failed (26); the first: RuntimeError: client bug",
+    "test_target_raises": f"leak_check: nothing measured: every request failed ({PER_ROUND}); the first: RuntimeError: client bug",
     "test_unknown_target": "leak_check: unknown variant 'nosuchvariant': see `python -m harness list`, or give "
                            "package.module:function",
     "test_expect_maybe": "leak_check: expect='maybe': expect growth or plateau (or None)",

@@ -16,7 +16,7 @@ import harness.report.files
 from harness import Experiment, Settings, run
 from harness.faces.cli import main
 
-from .tools import USER_PYTEST, run_harness
+from .tools import USER_PYTEST, default_requests_per_round, run_harness
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,8 +25,8 @@ RUN_DEADLINE_S = 60  # four runs sharing 2 cores, each ends after its first roun
 # name: a target that never gives the server anything to count, and what the one line must say
 NOTHING = {
     "no-request": ("tests.sample_clients:no_request", "the server received 0 on 0 connections"),
-    "system-exit": ("tests.sample_clients:exits", "every request failed (26); the first: SystemExit: 4"),
-    "keyboard-interrupt": ("tests.sample_clients:interrupts", "every request failed (26); the first: KeyboardInterrupt"),
+    "system-exit": ("tests.sample_clients:exits", f"every request failed ({default_requests_per_round()}); the first: SystemExit: 4"),
+    "keyboard-interrupt": ("tests.sample_clients:interrupts", f"every request failed ({default_requests_per_round()}); the first: KeyboardInterrupt"),
     "base-exception": ("tests.sample_clients:raises_base_exception", "the first: Abandoned: gave up"),
 }
 

@@ -14,7 +14,7 @@ from harness.judging import (
 )
 from harness.sampling import format_sockets
 
-PER_ROUND = 26  # requests in one replay of the default schedule
+PER_ROUND = 26  # requests in one replay of a schedule (an example: the verdict takes it as given)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,14 @@ REQUIRED = os.environ.get("HARNESS_REQUIRE_TOOLS") == "1"  # set by .ci/run, whi
 USER_PYTEST = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 
+def default_requests_per_round() -> int:
+    """Requests one round of the default schedule sends, read from the defaults themselves."""
+    from harness import Settings
+    from harness.driving import make_schedule
+    s = Settings()
+    return make_schedule(s.cycles, s.period, s.extra_max, s.seed).requests
+
+
 def tool(name: str, package: str) -> str:
     path = shutil.which(name)
     if path is None:
