@@ -286,6 +286,9 @@ def _drive(client: Callable[[str], object], servers: list[ServerProcess], experi
         with run_, sites.recording() as opened:  # where each connection the client makes is opened
             SCENARIOS[experiment.scenario_name](run_, settings, result, progress, experiment.expect, **experiment.params)
             run_.confirm_traffic()
+            # what the server counted (received, served, hung up early, TLS failures...): a request the client says
+            # failed is explained by the server's side of it
+            result.server["counted"] = run_.server_delta()
             by_port = {int(local.rsplit(":", 1)[1]): str(site) for local, site in list(opened.items())}
             result.sites = {s.local_port: by_port[s.local_port] for s in result.sockets_left if s.local_port in by_port}
     finally:

@@ -158,7 +158,8 @@ def test_every_catalog_variant_is_judged_right_over_https(over_tls):
         elif not (data["settings"]["tls"] and data["server"]["url"].startswith("https://127.0.0.1:")):
             wrong[name] = f"not over HTTPS: {data['server']}"
         elif data["figures"]["failed"]:  # every request verified the CA and succeeded
-            wrong[name] = f"{data['figures']['failed']} requests failed: {data['figures']['first_error']}"
+            wrong[name] = (f"{data['figures']['failed']} requests failed: {data['figures']['errors']}, the first "
+                           f"{data['figures']['first_error']}; the server counted {data['server'].get('counted')}")
     assert not wrong, wrong
     assert len(CATALOG_OVER_TLS) == len(VARIANTS) >= 13
 

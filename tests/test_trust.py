@@ -78,6 +78,19 @@ def test_a_base_exception_fails_its_own_request_only(tmp_path):
     assert result.figures.errors == {"KeyboardInterrupt": result.figures.failed} and result.figures.failed > 0
 
 
+def test_a_result_carries_what_the_server_counted(tmp_path):
+    """Beside the client's count of its requests, the server's own: every request driven was received and
+    served, on as many connections as it accepted (stdlib-fixed: one a request)."""
+    result = run(Experiment("stdlib-fixed", settings=Settings(cycles=3, rounds=2, plots="off",
+                                                              results_dir=str(tmp_path))))
+    driven = result.figures.requests + (result.figures.sweep_requests or 0)
+    counted = result.server["counted"]
+    assert result.passed and result.figures.failed == 0, result.explain()
+    assert counted["requests_received"] == counted["requests_served"] == driven, (counted, driven)
+    assert counted["connections_accepted"] == driven and counted["hung_up_early"] == 0, counted
+    assert json.loads(json.dumps(result.as_dict()))["server"]["counted"] == counted  # in the JSON written
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--results-dir", "{file}"], "--results-dir: '{file}' is a file, not a folder"),
     (["--results-dir", "{file}/below"], "--results-dir: '{file}/below': '{file}' is a file, not a folder"),

@@ -58,7 +58,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("httpx-faulty-stream", "httpx", FAULTY, "one Client, stream=True responses never read or closed",
             _imported("httpx_variants", "HttpxStreamNeverClosed")),
     Variant("httpx-fixed", "httpx", FIXED,
-            "one Client, Limits(max_keepalive_connections=5, keepalive_expiry) and timeouts", _imported("httpx_variants", "HttpxFixed")),
+            "one Client, Limits(max_keepalive_connections=5, keepalive_expiry) and timeouts, replaced on error", _imported("httpx_variants", "HttpxFixed")),
     Variant("httpx-h2-faulty", "httpx", FAULTY, "HTTP/2: a new AsyncClient(http2=True) per request, never closed",
             _imported("httpx_variants", "HttpxH2ClientPerRequest"), is_async=True, http2=True),
     Variant("httpx-h2-fixed", "httpx", FIXED, "HTTP/2: one AsyncClient(http2=True), every request multiplexed on one "

@@ -1,6 +1,8 @@
 """httpx: a Client per request, streamed responses never closed, and the same over HTTP/2."""
 from __future__ import annotations
 
+import threading
+
 import httpx
 
 from .kept import Kept
@@ -42,11 +44,21 @@ class HttpxStreamNeverClosed:
 
 class HttpxFixed:
     """Fixed: one ``httpx.Client`` with ``Limits(max_keepalive_connections,
-    keepalive_expiry)`` and timeouts; a failed request closes the idle ones."""
+    keepalive_expiry)`` and timeouts; a failed request closes the idle ones.
+
+    httpx has no close-idle call (Go's ``CloseIdleConnections``): a failed request puts
+    a new client in place, and the old one, whose pool holds the idle connections, is
+    closed once the last request still using it ends. Closing it at once would cut
+    those requests too (a soak: one read timeout became 11 failures, the others cut
+    mid-handshake or mid-answer by another thread's ``close()``).
+    """
 
     def __init__(self, tuning: ClientTuning) -> None:
         self.tuning = tuning
+        self._lock = threading.Lock()
         self.client = self._new_client()
+        self._using: dict[httpx.Client, int] = {}  # requests under way on each client
+        self._retired: set[httpx.Client] = set()  # replaced after a failure: closed when its last request ends
 
     def _new_client(self) -> httpx.Client:
         t = self.tuning
@@ -58,16 +70,33 @@ class HttpxFixed:
         )
 
     def __call__(self, url: str) -> int:
+        with self._lock:
+            client = self.client
+            self._using[client] = self._using.get(client, 0) + 1
         try:
-            return self.client.get(url).status_code
+            return client.get(url).status_code
         except httpx.HTTPError:
-            # httpx has no close-idle call; a new client replaces the old, whose pool closes
-            old, self.client = self.client, self._new_client()
-            old.close()
+            with self._lock:
+                if self.client is client:  # the first failure on it replaces it; later ones find it replaced
+                    self.client = self._new_client()
+                    self._retired.add(client)
             raise
+        finally:
+            with self._lock:
+                self._using[client] -= 1
+                last = self._using[client] == 0 and client in self._retired
+                if last:
+                    del self._using[client]
+                    self._retired.discard(client)
+            if last:
+                client.close()
 
     def close(self) -> None:
-        self.client.close()
+        with self._lock:
+            clients = [self.client, *self._retired]
+            self._retired.clear()
+        for client in clients:
+            client.close()
 
 
 class HttpxH2ClientPerRequest:
