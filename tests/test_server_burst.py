@@ -1,0 +1,48 @@
+"""The slow server under a burst: 10,000 requests at once, the bench's size, read slower than they come."""
+import select
+import time
+
+from harness.limits import raise_open_files_limit
+
+from .server_loops import start_slow_server  # noqa: F401  (each test on every event loop)
+from .test_server import REQUEST_11, connect, read_response
+
+BURST = 10_000  # the bench's size; at 5,000 uvloop's server kept up and the old stamps passed (3 runs of 3)
+LATE = 50  # requests sent right after the burst, while the server still reads it
+
+
+def test_a_request_is_never_answered_before_its_delay_even_behind_a_burst(start_slow_server):
+    """A burst the server reads slower than it comes (one send ~5 us, one request read ~15 us), then LATE requests
+    sent after it: each late one is answered no sooner than its delay after it was sent. The burst waits 30 s, so
+    the late answers go out alone, at once. (Under uvloop the callbacks of up to 48 polls run before a call_soon
+    callback: a stamp shared by such a batch came before its later polls' data arrived, and answered those early.)"""
+    raise_open_files_limit()
+    delay = 0.5
+    server = start_slow_server(delay=delay)
+    burst = [connect(server) for _ in range(BURST)]
+    late = [connect(server) for _ in range(LATE)]
+    poller = select.epoll()
+    try:
+        for s in burst:
+            s.sendall(b"GET /?delay=30 HTTP/1.1\r\nHost: t\r\n\r\n")
+        sent: dict[int, float] = {}
+        for s in late:
+            poller.register(s.fileno(), select.EPOLLIN)
+            sent[s.fileno()] = time.monotonic()
+            s.sendall(REQUEST_11)
+        by_fd = {s.fileno(): s for s in late}
+        waited: dict[int, float] = {}
+        deadline = time.monotonic() + delay + 30  # 30 s: far beyond what a loaded machine needs (~0.1 s)
+        while len(waited) < LATE and time.monotonic() < deadline:
+            for fd, _ in poller.poll(1.0):  # stamped as it comes
+                waited[fd] = time.monotonic() - sent[fd]
+                read_response(by_fd[fd])
+                poller.unregister(fd)
+        assert len(waited) == LATE, f"{LATE - len(waited)} of {LATE} not answered in time"
+        # 2 ms: as test_waits_the_delay (uvloop's whole-millisecond clock)
+        early = sorted(round(w, 4) for w in waited.values() if w < delay - 0.002)
+        assert not early, f"{len(early)} of {LATE} answered before the {delay} s delay: {early[:5]} s"
+    finally:
+        poller.close()
+        for s in burst + late:
+            s.close()
