@@ -35,6 +35,7 @@ from .runner import Experiment, run
 from .sampling import BACKENDS, SocketCounter
 from .scenarios import SEED_PAIR, SEED_ROWS, TCP_COUNT, default_expectation
 from .server import ServerProcess, stop_forker, use_forker
+from .server.workers import cores
 
 SAMPLER_SOCKETS = (100, 1_000, 10_000)
 SERVER_CONNECTIONS = (1_000, 5_000, 10_000)
@@ -144,7 +145,7 @@ def _hold(server: ServerProcess, n: int, timeout_s: float = 60.0) -> dict:
             socks.append(socket.create_connection((server.host, server.port), timeout=30))
         except OSError as exc:
             failures.append(f"connect: {type(exc).__name__}")
-    rss_mb = psutil.Process(server.pid).memory_info().rss / 2**20
+    rss_mb, pss_mb = _tree_memory_mb(server.pid)
     poller = select.epoll(len(socks) or 1)
     by_fd = {s.fileno(): s for s in socks}
     sent: dict[int, float] = {}
@@ -181,16 +182,33 @@ def _hold(server: ServerProcess, n: int, timeout_s: float = 60.0) -> dict:
         failures += ["request: no response in time"] * (n - len(latencies) - len(failures))
     finally:
         poller.close()
-        for s in socks:
+        for s in socks:  # reset, not closed: 10k TIME_WAITs would slow every later socket dump for 60 s
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
-    return {"latencies": list(latencies.values()), "failures": failures, "rss_mb": rss_mb}
+    return {"latencies": list(latencies.values()), "failures": failures, "rss_mb": rss_mb, "pss_mb": pss_mb}
+
+
+def _tree_memory_mb(pid: int) -> tuple[float, float | None]:
+    """(RSS, PSS) of a server and its children (--workers), MB. RSS counts the pages the workers
+    share since their fork in each of them; PSS splits every shared page among its sharers, so it
+    adds up across processes (None where the kernel gives no smaps_rollup: no PSS)."""
+    process = psutil.Process(pid)
+    tree = [process, *process.children(recursive=True)]
+    rss = sum(p.memory_info().rss for p in tree) / 2**20
+    try:
+        pss = sum(p.memory_full_info().pss for p in tree) / 2**20
+    except (psutil.AccessDenied, AttributeError):  # AttributeError: no pss on this platform
+        pss = None
+    return rss, pss
 
 
 def _overheads(figures: dict, n: int, delay: float) -> dict:
-    """{p50_overhead_ms, p99_overhead_ms, max_overhead_ms, dropped, rss_mb} of one ``_hold``."""
+    """{p50_overhead_ms, p99_overhead_ms, max_overhead_ms, dropped, rss_mb, pss_mb} of one ``_hold``."""
     overheads = sorted((lat - delay) * 1000 for lat in figures["latencies"])
+    pss = figures["pss_mb"]
     row = {"p50_overhead_ms": None, "p99_overhead_ms": None, "max_overhead_ms": None,
-           "dropped": n - len(overheads), "rss_mb": round(figures["rss_mb"], 1)}
+           "dropped": n - len(overheads), "rss_mb": round(figures["rss_mb"], 1),
+           "pss_mb": round(pss, 1) if pss is not None else None}
     if overheads:
         row.update(p50_overhead_ms=round(statistics.median(overheads), 1),
                    p99_overhead_ms=round(overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))], 1),
@@ -199,24 +217,30 @@ def _overheads(figures: dict, n: int, delay: float) -> dict:
 
 
 SERVER_ROUNDS = 3  # each size, each server, this many times, alternating: a median and a range
+ONE_PROCESS = "one-process"  # the peer that is the slow server itself with --workers 1
 
 
 def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float = SERVER_DELAY_S,
-                 rounds: int = SERVER_ROUNDS, peers: Sequence[str] = ("aiohttp", "go")) -> dict:
+                 rounds: int = SERVER_ROUNDS, peers: Sequence[str] = ("aiohttp", "go", ONE_PROCESS),
+                 workers: int | None = None) -> dict:
     """{connections: {the slow server's row (the round of median p99), "rounds": [rows],
     "peers": {peer: [rows]}, "vs": {peer: {p50_ratio, p99_ratio: [per round]}}}}.
 
-    Every round holds ``n`` concurrent slow requests on the slow server and on each
-    peer (``harness.peers``) in turn, with the same client and delay; ratios are
-    ours over theirs (below 1: ours adds less). A peer that cannot run (no ``go``)
-    is left out and said so."""
+    Every round holds ``n`` concurrent slow requests on the slow server (``--workers``
+    ``workers``, one a core by default) and on each peer (``harness.peers``, and the slow
+    server in one process) in turn, with the same client and delay; ratios are ours over
+    theirs (below 1: ours adds less). A peer that cannot run (no ``go``) is left out and
+    said so."""
     from .peers import AiohttpPeer, GoPeer, build_go, peer_folder
 
     limit = raise_open_files_limit()
     out: dict = {}
     with peer_folder() as folder:
-        makers: dict[str, Callable[[], ServerProcess]] = {"ours": lambda: ServerProcess(delay=delay,
-                                                                                        track_interval=3600)}
+        workers = workers or cores()
+        makers: dict[str, Callable[[], ServerProcess]] = {
+            "ours": lambda: ServerProcess(delay=delay, track_interval=3600, extra_args=("--workers", str(workers)))}
+        if ONE_PROCESS in peers and workers > 1:
+            makers[ONE_PROCESS] = lambda: ServerProcess(delay=delay, track_interval=3600)
         if "aiohttp" in peers:
             makers["aiohttp"] = lambda: AiohttpPeer(delay=delay)
         if "go" in peers:
@@ -241,14 +265,16 @@ def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float 
                 row["vs"][name] = {f"{q}_ratio": [_ratio(a[f"{q}_overhead_ms"], b[f"{q}_overhead_ms"])
                                                   for a, b in zip(ours, theirs)] for q in ("p50", "p99")}
             out[n] = row
-            say(f"  server {n:>6} connections: p50 +{_spread([r['p50_overhead_ms'] or 0 for r in ours])} ms, "
+            say(f"  server {n:>6} connections, {workers} worker{'s' if workers > 1 else ''}: "
+                f"p50 +{_spread([r['p50_overhead_ms'] or 0 for r in ours])} ms, "
                 f"p99 +{_spread([r['p99_overhead_ms'] or 0 for r in ours])} ms, dropped "
-                f"{max(r['dropped'] for r in ours)}, RSS {row['rss_mb']} MB ({rounds} rounds)")
+                f"{max(r['dropped'] for r in ours)}, RSS {row['rss_mb']} MB, PSS {row['pss_mb']} MB ({rounds} rounds)")
             for name, theirs in rows.items():
                 vs = row["vs"][name]
                 say(f"    vs {name:<7}: p50 +{_spread([r['p50_overhead_ms'] or 0 for r in theirs])} ms, p99 "
                     f"+{_spread([r['p99_overhead_ms'] or 0 for r in theirs])} ms, dropped "
-                    f"{max(r['dropped'] for r in theirs)}, RSS {theirs[0]['rss_mb']} MB; ours/theirs "
+                    f"{max(r['dropped'] for r in theirs)}, RSS {theirs[0]['rss_mb']} MB, PSS {theirs[0]['pss_mb']} MB; "
+                    f"ours/theirs "
                     f"p50 {_spread_or_none(vs['p50_ratio'])}, p99 {_spread_or_none(vs['p99_ratio'])}")
     return out
 
@@ -385,6 +411,8 @@ def run_bench(settings: Settings, parts: Sequence[str], say: Callable[[str], Non
         figures["server"] = bench_server(SERVER_CONNECTIONS, say)
         figures["server_vs_aiohttp"] = server_ratios(figures["server"], "aiohttp")
         figures["server_vs_go"] = server_ratios(figures["server"], "go")
+        figures["server_workers"] = cores()
+        figures["server_vs_one_process"] = server_ratios(figures["server"], ONE_PROCESS)
     if "sites" in parts:
         say("sites: what recording where each connection is opened costs")
         figures["sites"] = bench_sites(say)
@@ -416,7 +444,7 @@ def table(figures: dict) -> str:
         p99 = row["p99_overhead_ms"]
         met = p99 is not None and p99 <= goal and row["dropped"] == 0 if goal else None
         lines.append(f"server {int(n):>6} connections  p50 +{row['p50_overhead_ms']} ms  p99 +{p99} ms  "
-                     f"dropped {row['dropped']}  RSS {row['rss_mb']} MB"
+                     f"dropped {row['dropped']}  RSS {row['rss_mb']} MB  PSS {row.get('pss_mb')} MB"
                      + (f"   goal p99 <= {goal} ms, none dropped: {'met' if met else 'NOT met'}" if goal else ""))
     for n, peers in figures.get("sampler_peers", {}).items():
         line = f"sampler netlink {int(n):>6} sockets  {_spread(peers['vs_dump'])}x the bare dump"
@@ -425,8 +453,8 @@ def table(figures: dict) -> str:
             line += (f", {_spread(peers['vs_ss'])}x ss (goal <= {GOALS['sampler_vs_ss']}: "
                      f"{_met(statistics.median(peers['vs_ss']), GOALS['sampler_vs_ss'])})")
         lines.append(line)
-    for peer in ("go", "aiohttp"):
-        for n, ratios in figures.get(f"server_vs_{peer}", {}).items():
+    for peer in ("go", "aiohttp", ONE_PROCESS):
+        for n, ratios in figures.get(f"server_vs_{peer.replace('-', '_')}", {}).items():
             p50, p99 = ratios["p50_ratio"], ratios["p99_ratio"]
             goal = GOALS["server_vs_go_p99"] if peer == "go" else None
             lines.append(f"server {int(n):>6} connections vs {peer}: ours/theirs p50 {p50}, p99 {p99}"

@@ -2,7 +2,7 @@
 to read; no time is asserted here)."""
 import json
 
-from harness.bench import bench_sampler, bench_server, bench_watch, server_ratios, table
+from harness.bench import ONE_PROCESS, bench_sampler, bench_server, bench_watch, server_ratios, table
 from harness.faces.cli import main
 
 
@@ -14,8 +14,11 @@ def test_sampler_and_server_figures_at_small_sizes():
     rounds = peers[20]
     assert len(rounds["vs_dump"]) == len(rounds["vs_ss"]) == 3 and all(r > 0 for r in rounds["vs_dump"] + rounds["vs_ss"])
     assert rounds["vs_ss"][0] == round(rounds["sampler_ms"][0] / rounds["ss_ms"][0], 3)
-    server = bench_server([50], lines.append, delay=0.1, rounds=2, peers=("aiohttp",))
+    server = bench_server([50], lines.append, delay=0.1, rounds=2, peers=("aiohttp", ONE_PROCESS), workers=2)
     row = server[50]
+    assert "server     50 connections, 2 workers:" in lines[-3]
+    # the slow server in one process beside its two workers, as a peer
+    assert set(row["peers"]) == {"aiohttp", ONE_PROCESS} and len(row["vs"][ONE_PROCESS]["p50_ratio"]) == 2
     assert row["dropped"] == 0 and row["p50_overhead_ms"] is not None and row["rss_mb"] > 0
     assert row["p50_overhead_ms"] <= row["p99_overhead_ms"] <= row["max_overhead_ms"]
     # the aiohttp.web peer held the same requests, each round beside ours

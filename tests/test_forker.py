@@ -60,7 +60,7 @@ def test_a_forked_server_that_cannot_listen_says_why():
     assert forking.forker() is not None  # the plugin turned forking on
     server = ServerProcess(delay=0.01, host="no-such-host.invalid")
     with pytest.raises(ServerError, match=r"(?s)exited with status 2 before listening.*"
-                                            r"harness.server: error: cannot listen on no-such-host.invalid"):
+                                            r"harness.server: error: --host 'no-such-host.invalid': not an address, nor a name"):
         server.start()
 
 

@@ -232,10 +232,10 @@ def leak_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture
 def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -> Iterator[Callable[..., ServerProcess]]:
     """Factory: ``start_slow_server(delay=None, host="127.0.0.1", header_timeout=None, loop=None, tls=None,
-    parser="auto", **faults)`` starts a fresh server (``header_timeout``: seconds, ``--header-timeout``;
+    parser="auto", workers=1, **faults)`` starts a fresh server (``header_timeout``: seconds, ``--header-timeout``;
     ``loop``: its event loop, ``--server-loop`` by default; ``parser``: what reads requests, the server's
     ``--parser``; ``tls``: HTTPS with a CA made by trustme, ``--tls`` by default: ``server.url`` is https://,
-    ``server.tls.ca`` the file a client must trust).
+    ``server.tls.ca`` the file a client must trust; ``workers``: processes on its port, ``--workers``).
 
     ``faults``: ``fault`` (a name in ``harness.server.FAULTS``) and the knobs of
     ``harness.server.KNOBS`` (``every``, ``idle_close``, ``stop_accepting_after``).
@@ -246,8 +246,10 @@ def start_slow_server(request: pytest.FixtureRequest, leak_settings: Settings) -
     made: list[Certificates] = []  # removed once their servers stopped
 
     def start(delay: float | None = None, host: str = "127.0.0.1", header_timeout: float | None = None,
-              loop: str | None = None, tls: bool | None = None, parser: str = "auto", **faults) -> ServerProcess:
-        extra = fault_args(**faults) + (("--header-timeout", str(header_timeout)) if header_timeout else ())
+              loop: str | None = None, tls: bool | None = None, parser: str = "auto", workers: int = 1,
+              **faults) -> ServerProcess:
+        extra = fault_args(**faults) + (("--header-timeout", str(header_timeout)) if header_timeout else ()) \
+            + (("--workers", str(workers)) if workers != 1 else ())
         certificates = Certificates.make((host,)) if (leak_settings.tls if tls is None else tls) else None
         if certificates is not None:
             made.append(certificates)

@@ -31,6 +31,7 @@ from ..limits import raise_open_files_limit
 from ..options import (
     MAX_DELAY_S,
     OneLineParser,
+    OptionError,
     UsageError,
     argparse_type,
     at_most,
@@ -41,9 +42,11 @@ from ..options import (
 from ..options import SERVER_LOOPS as LOOPS
 from .faults import FAULT_FLAG, FAULTS, KNOBS, Faults, fault_help
 from .protocol import HEADER_TIMEOUT_S, PARSERS, SlowServer
+from .workers import MAX_WORKERS, cores
 
 if TYPE_CHECKING:
     from .protocol import SlowHTTPConnection
+    from .shared import Shared
     from .tls import Certificates
 
 
@@ -77,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loop", choices=LOOPS, default="auto",
                         help="the event loop: auto (uvloop where installed, else asyncio's own; the default), "
                              "asyncio, or uvloop (pip install uvloop)")
+    parser.add_argument("--workers", type=argparse_type(workers_count), default=1, metavar="N",
+                        help=f"processes serving the port, the kernel spreading connections among them (SO_REUSEPORT), "
+                             f"sharing /stats, /hold and the faults; 'auto': one a CPU core (default 1; at most "
+                             f"{MAX_WORKERS}; Linux)")
     parser.add_argument("--parser", choices=PARSERS, default="auto",
                         help="what reads requests: auto (httptools, where installed, reads each request that is one "
                              "plain head; h11 the rest; the default), or h11 for every request")
@@ -92,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument(knob.flag, dest=knob.name, type=argparse_type(knob.parse), metavar=knob.metavar,
                            default=1 if knob.name == "every" else None, help=knob.help)
     return parser
+
+
+def workers_count(text: str) -> int:
+    """``--workers``: 1 to MAX_WORKERS, or ``auto``: one a CPU core this process may use."""
+    if text == "auto":
+        return cores()
+    try:
+        count = int(text)
+    except ValueError:
+        raise OptionError(f"{text!r} is not a whole number or auto") from None
+    if not 1 <= count <= MAX_WORKERS:
+        raise OptionError(f"{text!r} must be from 1 to {MAX_WORKERS}, or auto")
+    return count
 
 
 def beyond_loopback(address: str) -> bool:
@@ -118,42 +138,86 @@ def tls_context(args: argparse.Namespace, made: Certificates | None) -> ssl.SSLC
         raise UsageError(f"--cert {args.cert!r} --key {args.key!r}: cannot be used: {reason}") from None
 
 
-async def serve(args: argparse.Namespace, made: Certificates | None = None) -> int:
+def listen_error(exc: OSError, args: argparse.Namespace) -> UsageError:
+    """What to tell a user whose --host or --port cannot be listened on."""
+    if isinstance(exc, socket.gaierror):
+        return UsageError(f"--host {args.host!r}: not an address, nor a name this machine resolves ({exc.strerror})")
+    if exc.errno == errno.EADDRINUSE:
+        return UsageError(f"--port {args.port}: already in use on {args.host}")
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        return UsageError(f"--host {args.host}: not an address of this machine")
+    return UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
+
+
+def check_host(args: argparse.Namespace) -> None:
     if not args.host.strip():
         raise UsageError(f"--host {args.host!r}: give an address to listen on, e.g. 127.0.0.1")
+
+
+async def serve(args: argparse.Namespace, made: Certificates | None = None,
+                worker: tuple[socket.socket, Shared, int] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; ``worker``: as one of ``--workers`` (its listening socket,
+    the shared state, and the fd to say it serves on), which prints no ready line of its own."""
+    check_host(args)
     faults = Faults(args.fault, *(getattr(args, knob.name) for knob in KNOBS))
     server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults, args.header_timeout,
-                        tls_context(args, made), http2_session if http2_available() else None, args.parser)
+                        tls_context(args, made), http2_session if http2_available() else None, args.parser,
+                        shared=worker[1] if worker is not None else None)
     try:
-        await server.start()
+        await server.start(worker[0] if worker is not None else None)
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise UsageError(f"--port {args.port}: already in use on {args.host}") from None
-        if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-            raise UsageError(f"--host {args.host}: not an address of this machine") from None
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-    except socket.gaierror:
-        raise UsageError(f"--host {args.host!r}: not a valid address") from None
+        raise listen_error(exc, args) from None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
     if beyond_loopback(server.address):
         print(f"harness.server: warning: listening on {server.address} (--host {args.host}), beyond loopback: "
               "any machine that can reach it can make it hold connections", file=sys.stderr, flush=True)
-    ready = {"host": args.host, "port": server.port, "pid": os.getpid()}
-    if server.tls is not None:  # HTTPS: what a client must trust (None: the user's own --cert, theirs to know)
-        ready.update(tls=True, ca=str(made.ca) if made is not None else None)
-    print(json.dumps(ready), flush=True)
-    server.log(f"listening on {'https' if server.tls else 'http'}://{args.host}:{server.port}, delay {args.delay} s"
-               + (f", faults {faults}" if faults != Faults() else ""))
-    tracker = asyncio.create_task(server.track())
+    first = worker is None or worker[1].me == 0  # with --workers, worker 0 speaks for the server
+    if worker is None:
+        print(json.dumps(ready_line(args, server.port, made)), flush=True)
+    else:
+        os.write(worker[2], b"r")
+        os.close(worker[2])
+    if first:
+        server.log(f"listening on {'https' if server.tls else 'http'}://{args.host}:{server.port}, delay "
+                   f"{args.delay} s" + (f", faults {faults}" if faults != Faults() else "")
+                   + (f", {worker[1].workers} workers" if worker is not None else ""))
+    tracker = asyncio.create_task(server.track()) if first else None
     await server.stopped.wait()
-    await tracker
+    if tracker is not None:
+        await tracker
     server.log(
-        f"stopped: served={server.stats.requests_served} hung up early={server.stats.hung_up_early} "
-        f"accepted={server.stats.connections_accepted}"
+        f"{'' if worker is None else f'worker {worker[1].me} '}stopped: served={server.stats.requests_served} "
+        f"hung up early={server.stats.hung_up_early} accepted={server.stats.connections_accepted}"
     )
     return 0
+
+
+def ready_line(args: argparse.Namespace, port: int, made: Certificates | None) -> dict:
+    """The one JSON line a started server prints: where it listens, its pid, and for HTTPS what to trust."""
+    ready = {"host": args.host, "port": port, "pid": os.getpid()}
+    if args.tls or args.cert is not None:  # HTTPS: what a client must trust (None: the user's own --cert)
+        ready.update(tls=True, ca=str(made.ca) if made is not None else None)
+    return ready
+
+
+def serve_with_workers(args: argparse.Namespace, made: Certificates | None) -> int:
+    """``--workers N`` above 1: bind N sockets on one port, fork a server on each (workers.py)."""
+    from .workers import bind_all, serve_workers
+
+    check_host(args)
+    tls_context(args, made)  # a --cert that cannot be used: said once, before any fork
+    try:
+        listening = bind_all(args.host, args.port, args.workers)
+    except OSError as exc:
+        raise listen_error(exc, args) from None
+    port = listening[0].getsockname()[1]
+
+    def run_worker(sock: socket.socket, shared: Shared, ready_fd: int) -> int:
+        return _run(serve(args, made, (sock, shared, ready_fd)), args.loop)
+
+    return serve_workers(listening, run_worker, ready_line(args, port, made))
 
 
 
@@ -177,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         raise_open_files_limit()
         if not args.tls or args.cert is not None or args.key is not None:
-            return _run(serve(args), args.loop)
+            return serve_with_workers(args, None) if args.workers > 1 else _run(serve(args), args.loop)
         from .tls import Certificates
 
         try:
@@ -185,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as exc:  # no trustme
             raise UsageError(str(exc)) from None
         with made:  # removed however the server ends (SIGTERM and SIGINT end it through stop())
-            return _run(serve(args, made), args.loop)
+            return serve_with_workers(args, made) if args.workers > 1 else _run(serve(args, made), args.loop)
     except UsageError as exc:
         print(f"harness.server: error: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,6 +42,8 @@ except ImportError:  # optional: without it h11 reads every request
 
 from ..options import MAX_DELAY_S  # ?delay= and --delay: at most an hour, so every run ends
 from .faults import BODY, BY_NAME, COUNTERS, FAULT_QUERY, GAUGES, Fault, Faults, response_head
+from .shared import (ACCEPTING, DEADLINE_NS, GENERATION, NO_THEN, REACHED, STALL, STARTED, THEN_NS, UNTIL, Shared,
+                     WorkerStats)
 
 MAX_BUFFERED_BYTES = 1 << 20  # stop reading from a client that sends this much unanswered
 
@@ -80,6 +82,17 @@ class ServerStats:
         faults = data.pop("faults")
         return {**data, **faults}
 
+    def total(self, name: str) -> int:
+        """A counter of the whole server: this process's (``shared.WorkerStats`` sums the workers')."""
+        return getattr(self, name)
+
+    def note_in_flight(self) -> None:
+        """A request started: raise the peaks to what is in flight now."""
+        self.peak_active_requests = max(self.peak_active_requests, self.active_requests)
+        self.peak_in_flight = max(self.peak_in_flight, self.active_requests + self.connecting)
+
+
+STATS_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ServerStats))  # in order: --workers' shared rows
 
 # what /stats reports that rises and falls (not a count of events): a delta of these means nothing
 STATS_GAUGES = frozenset({"open_connections", "active_requests", "peak_active_requests", "connecting",
@@ -262,10 +275,10 @@ class RequestLifecycle:
         if named is not None and named not in BY_NAME:
             self._respond(request, b"400 Bad Request", f"unknown fault {named}\n".encode(), b"text/plain")
             return
-        self.server.requests_started += 1
+        number = self.server.next_request_number()
         faults = self.server.faults
         fault = BY_NAME[named] if named is not None else None
-        if fault is None and faults.fault and self.server.requests_started % faults.every == 0:
+        if fault is None and faults.fault and number % faults.every == 0:
             fault = BY_NAME[faults.fault]
         stats = self.server.stats
         if fault is not None and fault.never_answers:
@@ -273,13 +286,12 @@ class RequestLifecycle:
             stats.faults[fault.counter] += 1  # a gauge: it falls again when the client hangs up
         self.pending_fault = fault
         stats.active_requests += 1
-        stats.peak_active_requests = max(stats.peak_active_requests, stats.active_requests)
-        stats.peak_in_flight = max(stats.peak_in_flight, stats.active_requests + stats.connecting)
+        stats.note_in_flight()
         self.request_started = time.monotonic()
         # from when the data arrived, not from when it was parsed: with thousands of requests
         # arriving at once, the last one parsed would otherwise wait its place in the queue on top
         loop = asyncio.get_running_loop()
-        hold = self.server.hold
+        hold = self.server.current_hold()
         if hold is not None and delay < HANG_S:
             if hold.reached:  # the burst after its barrier: answered after ``then``, not the delay
                 delay = hold.then if hold.then is not None else delay
@@ -304,7 +316,7 @@ class RequestLifecycle:
         stats.requests_served += 1
         self._respond(request, b"200 OK", BODY, b"text/plain")
         limit = self.server.faults.stop_accepting_after
-        if limit is not None and stats.requests_served >= limit and stats.accepting:
+        if limit is not None and stats.accepting and stats.total("requests_served") >= limit:
             self.server.stop_accepting()
 
     def _hung_up(self) -> None:
@@ -621,6 +633,8 @@ class Hold:
     then: float | None = None  # once reached, answers come this many seconds after their request (None: the delay)
     reached: bool = False
     waiting: list = field(default_factory=list)  # (connection, request, delay)
+    generation: int = 0  # --workers: the shared barrier's generation (shared.py)
+    owner: bool = True  # set by this process (--workers: another worker's is adopted): it counts a miss
 
 
 class SlowServer:
@@ -628,8 +642,11 @@ class SlowServer:
 
     def __init__(self, host: str, port: int, delay: float, track_interval: float, faults: Faults = Faults(),
                  header_timeout: float | None = HEADER_TIMEOUT_S, tls: ssl.SSLContext | None = None,
-                 http2: Callable[[SlowHTTPConnection], Any] | None = None, parser: str = "auto") -> None:
+                 http2: Callable[[SlowHTTPConnection], Any] | None = None, parser: str = "auto",
+                 shared: Shared | None = None) -> None:
         self.faults = faults
+        # --workers: one of several processes on the port, sharing counters, barrier and faults' count (shared.py)
+        self.shared = shared
         # reads a plain head at once (httptools), or None: h11 reads every request (--parser h11, or no httptools)
         self.read_plain_head = read_plain_head if parser == "auto" and httptools is not None else None
         self.tls = tls  # HTTPS: each connection's handshake runs on the event loop (start_tls)
@@ -637,12 +654,13 @@ class SlowServer:
         self.http2 = http2  # makes a connection's HTTP/2 session (http2.H2Session); None: HTTP/1.1 only
         self.header_timeout = header_timeout
         self.requests_started = 0
+        self.hold_generation = 0  # --workers: the shared barrier's generation this process has taken in
         self.host = host
         self.port = port
         self.address = host  # the address actually bound, once listening
         self.delay = delay
         self.track_interval = track_interval
-        self.stats = ServerStats()
+        self.stats: ServerStats | WorkerStats = ServerStats() if shared is None else shared.stats()
         self.connections: set[SlowHTTPConnection] = set()
         self.hold: Hold | None = None
         self.listener: asyncio.base_events.Server | None = None
@@ -651,16 +669,25 @@ class SlowServer:
         self.handshakes: set[asyncio.Future] = set()  # TLS handshakes under way
         self.stopped = asyncio.Event()
         self._batch_time: float | None = None
+        self._stamps_each_callback = False  # set at start(): True under uvloop (batch_time)
 
     def batch_time(self) -> float:
-        """The loop time when the loop began running the current batch of callbacks.
+        """The loop time when the loop began running the current batch of callbacks:
+        no earlier than the arrival of the data a callback of the batch reads.
 
-        asyncio runs, in one batch, the callbacks of every socket that select()
+        asyncio runs, in one batch, the callbacks of every socket one select()
         found ready; a callback scheduled with call_soon runs in the next batch.
         So the first caller in a batch stamps it, and everyone after it in the
         same batch shares the stamp: roughly when their data arrived, however
         long the callbacks before them took. Costs ~1 us.
+
+        uvloop (libuv) runs the callbacks of up to 48 polls of 1,024 sockets
+        before a call_soon callback, so a stamp shared that way would come before
+        the later polls' data arrived (10,000 requests at once: answers up to
+        ~45 ms early). There each caller reads the clock (live, whole ms).
         """
+        if self._stamps_each_callback:
+            return asyncio.get_running_loop().time()
         if self._batch_time is None:
             loop = asyncio.get_running_loop()
             self._batch_time = loop.time()
@@ -674,19 +701,16 @@ class SlowServer:
     def log(message: str) -> None:
         print(f"[server {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    async def start(self) -> None:
+    async def start(self, listening: socket.socket | None = None) -> None:
         """Listen on exactly one socket: the first address ``host`` resolves to (a name
-        such as ``localhost`` may resolve to several; port 0 would give each its own)."""
+        such as ``localhost`` may resolve to several; port 0 would give each its own);
+        or on ``listening``, bound already (a worker's, ``workers.py``)."""
         loop = asyncio.get_running_loop()
-        family, kind, proto, _, address = (await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM,
-                                                                  flags=socket.AI_PASSIVE))[0]
-        listening = socket.socket(family, kind, proto)
-        try:
-            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listening.bind(address)
-        except BaseException:
-            listening.close()
-            raise
+        self._stamps_each_callback = type(loop).__module__.partition(".")[0] == "uvloop"
+        if listening is None:
+            listening = bind_listener(self.host, self.port)
+        if self.shared is not None:
+            loop.add_reader(self.shared.doorbell, self._doorbell)
         if self.tls is None:
             self.listener = await loop.create_server(lambda: SlowHTTPConnection(self), sock=listening,
                                                      backlog=_backlog())
@@ -713,8 +737,7 @@ class SlowServer:
         """The TLS handshake (bounded by the head timeout), then HTTP as on a plain connection;
         or, stalled on purpose (``/stall-handshakes``), never an answer to the ClientHello."""
         loop = asyncio.get_running_loop()
-        if self.stall_handshakes > 0:
-            self.stall_handshakes -= 1
+        if self._take_stall():
             self.stats.tls_stalled += 1
             await loop.connect_accepted_socket(lambda: SlowHTTPConnection(self, stalled=True), sock)
             return
@@ -726,11 +749,14 @@ class SlowServer:
             sock.close()
 
     def _close_listener(self) -> None:
+        """Close the listening socket, once (stop_accepting, stop, and with --workers another worker's word)."""
         if self.listener is not None:
             self.listener.close()
+            self.listener = None
         if self.tls_listener is not None:
             self.tls_accepting.cancel()
             self.tls_listener.close()
+            self.tls_listener = None
 
     def set_hold(self, query: dict) -> tuple[bytes, bytes, bytes]:
         """``/hold?until=N&most=S[&then=D]``: hold the next answers until N requests are in
@@ -746,9 +772,65 @@ class SlowServer:
             return (b"400 Bad Request", b"hold: give until=N (1..100000), most=S (0..600) and maybe then=S\n",
                     b"text/plain")
         loop = asyncio.get_running_loop()
-        self.hold = Hold(until, loop.time() + most, then)
+        generation = self.shared.set_hold(until, most, then) if self.shared is not None else 0
+        self.hold_generation = generation
+        self.hold = Hold(until, loop.time() + most, then, generation=generation)
         loop.call_at(self.hold.deadline, self._hold_deadline, self.hold)
         return b"200 OK", json.dumps({"holding_until": until}).encode(), b"application/json"
+
+    def current_hold(self) -> Hold | None:
+        """The barrier the next request meets: this process's; with ``--workers``, a barrier
+        another worker set is adopted here first (and released if it was reached)."""
+        if self.shared is not None:
+            self._follow_shared()
+        return self.hold
+
+    def _follow_shared(self) -> None:
+        """--workers: take in what another worker changed (a barrier set or reached, the listeners closed)."""
+        control = self.shared.control
+        if control[GENERATION] != self.hold_generation:
+            self.hold_generation = control[GENERATION]
+            left_s = (control[DEADLINE_NS] - time.monotonic_ns()) / 1e9
+            if left_s > 0:
+                then_ns = control[THEN_NS]
+                loop = asyncio.get_running_loop()
+                self.hold = Hold(control[UNTIL], loop.time() + left_s,
+                                 None if then_ns == NO_THEN else then_ns / 1e9,
+                                 generation=self.hold_generation, owner=False)
+                loop.call_at(self.hold.deadline, self._hold_deadline, self.hold)
+        hold = self.hold
+        if hold is not None and not hold.reached and hold.generation == control[GENERATION] \
+                and control[REACHED]:
+            self._release_hold(hold)
+        if not control[ACCEPTING] and (self.listener is not None or self.tls_listener is not None):
+            self._close_listener()
+
+    def _doorbell(self) -> None:
+        self.shared.answer_doorbell()
+        self._follow_shared()
+
+    def next_request_number(self) -> int:
+        """This request's number, counting from 1 (``/stats`` and the like left out): what the
+        every-N-th fault goes by; with ``--workers``, the whole server's (under the lock)."""
+        if self.shared is not None and self.faults.fault:
+            with self.shared.lock():
+                self.shared.control[STARTED] += 1
+                return self.shared.control[STARTED]
+        self.requests_started += 1
+        return self.requests_started
+
+    def _take_stall(self) -> bool:
+        """Whether this TLS handshake is one of the next N to stall (``/stall-handshakes``)."""
+        if self.shared is None:
+            if self.stall_handshakes > 0:
+                self.stall_handshakes -= 1
+                return True
+            return False
+        with self.shared.lock():
+            if self.shared.control[STALL] > 0:
+                self.shared.control[STALL] -= 1
+                return True
+        return False
 
     def set_stall(self, query: dict) -> tuple[bytes, bytes, bytes]:
         """``/stall-handshakes?next=N``: the next N connections' TLS handshakes are never
@@ -761,15 +843,26 @@ class SlowServer:
             return b"400 Bad Request", b"stall-handshakes: give next=N (0..1000)\n", b"text/plain"
         if self.tls is None:
             return b"400 Bad Request", b"stall-handshakes: this server speaks no TLS (--tls)\n", b"text/plain"
-        self.stall_handshakes = count
+        if self.shared is not None:
+            self.shared.control[STALL] = count
+        else:
+            self.stall_handshakes = count
         return b"200 OK", json.dumps({"stalling": count}).encode(), b"application/json"
 
     def check_hold(self) -> None:
         """Release every held answer once enough requests are in flight at once."""
         hold = self.hold
-        if hold is None or self.stats.active_requests < hold.until:
+        if hold is None or hold.reached:
+            return
+        if self.shared is None:
+            if self.stats.active_requests < hold.until:
+                return
+        elif not self.shared.reach_hold(hold.generation, hold.until):  # the whole server's count, under the lock
             return
         self.stats.holds_reached += 1
+        self._release_hold(hold)
+
+    def _release_hold(self, hold: Hold) -> None:
         hold.reached = True  # it stays until its deadline: the rest of the burst gets ``then``
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -783,14 +876,18 @@ class SlowServer:
     def _hold_deadline(self, hold: Hold) -> None:
         if self.hold is hold:
             self.hold = None
-            if not hold.reached:  # the held ones are answered by their own fallback timers
+            reached = hold.reached or (self.shared is not None and self.shared.control[GENERATION]
+                                       == hold.generation and self.shared.control[REACHED])
+            if not reached and hold.owner:  # the held ones are answered by their own fallback timers
                 self.stats.holds_missed += 1
 
     def stop_accepting(self) -> None:
         """Close the listener: new connections are refused, open ones keep working."""
         self.stats.accepting = False
         self._close_listener()
-        self.log(f"stopped accepting after {self.stats.requests_served} requests answered")
+        if self.shared is not None:
+            self.shared.ring()  # the other workers close theirs
+        self.log(f"stopped accepting after {self.stats.total('requests_served')} requests answered")
 
     def stop(self) -> None:
         """Close the listener and every connection; idempotent."""
@@ -806,7 +903,8 @@ class SlowServer:
         self.stopped.set()
 
     async def track(self) -> None:
-        """Log the sockets on our port every interval, as the seed's netstat loop did."""
+        """Log the sockets on our port every interval, as the seed's netstat loop did (with
+        ``--workers``, worker 0 logs every worker's: the whole server's)."""
         me = None  # psutil is imported at the first log: most servers live less than an interval
         while not self.stopped.is_set():
             try:
@@ -817,22 +915,48 @@ class SlowServer:
             if me is None:
                 import psutil
 
-                me = psutil.Process()
+                me = psutil.Process() if self.shared is None else psutil.Process(os.getppid())
             # psutil scans our fds: seconds at 10k sockets, so off the event loop.
-            states = await asyncio.to_thread(_own_socket_states, me, self.port)
+            states = await asyncio.to_thread(_own_socket_states, me, self.port, self.shared is not None)
             summary = " ".join(f"{k}={v}" for k, v in sorted(states.items())) or "none"
             self.log(
-                f"sockets on port {self.port}: {summary}; active requests={self.stats.active_requests} "
-                f"served={self.stats.requests_served} hung up early={self.stats.hung_up_early}"
+                f"sockets on port {self.port}: {summary}; active requests={self.stats.total('active_requests')} "
+                f"served={self.stats.total('requests_served')} hung up early={self.stats.total('hung_up_early')}"
             )
 
 
-def _own_socket_states(process, port: int) -> dict[str, int]:
+def _own_socket_states(process, port: int, children: bool = False) -> dict[str, int]:
+    """{TCP state: sockets} of ``process`` (``children``: of its children, the workers) on ``port``."""
+    import psutil
+
     counts: dict[str, int] = {}
-    for conn in process.net_connections(kind="tcp"):
-        if conn.laddr and conn.laddr.port == port and conn.status != "LISTEN":
-            counts[conn.status] = counts.get(conn.status, 0) + 1
+    for each in process.children() if children else [process]:
+        try:
+            connections = each.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:  # a worker ending (the server stopping)
+            continue
+        for conn in connections:
+            if conn.laddr and conn.laddr.port == port and conn.status != "LISTEN":
+                counts[conn.status] = counts.get(conn.status, 0) + 1
     return counts
+
+
+def bind_listener(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound (not yet listening) to the first address ``host`` resolves to;
+    ``reuse_port``: one of several on the port (SO_REUSEPORT, ``--workers``). Raises OSError
+    or socket.gaierror as bind and getaddrinfo do."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    listening = socket.socket(family, kind, proto)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listening.bind(address)
+    except BaseException:
+        listening.close()
+        raise
+    return listening
 
 
 def _backlog() -> int:
