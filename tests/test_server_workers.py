@@ -118,6 +118,8 @@ def test_stop_accepting_closes_every_workers_listener(start_slow_server):
                     socket.create_connection((server.host, server.port), timeout=5).close()
                 except ConnectionRefusedError:
                     count += 1
+                except ConnectionResetError:  # taken into a listener's queue as it closed: not refused, reset
+                    pass
             return count
 
         wait_for(refused, lambda n: n == 20)
@@ -190,3 +192,13 @@ def test_stalled_handshakes_are_counted_across_workers(start_slow_server):
         assert read_response(sock).startswith(b"HTTP/1.1 200 OK")
     stats = server.stats()
     assert stats["tls_stalled"] == stalled and stats["tls_failures"] == 0
+
+
+def test_a_port_another_workers_server_listens_on_is_in_use(capsys):
+    """SO_REUSEPORT would let a second --workers server of the same user join the first one's port, and take half
+    its connections: it is refused as any port in use is."""
+    from harness.server.main import main as server_main
+
+    with ServerProcess(delay=30, extra_args=("--workers", "2")) as first:
+        assert server_main(["--port", str(first.port), "--workers", "2", "--delay", "0"]) == 2
+        assert capsys.readouterr().err == f"harness.server: error: --port {first.port}: already in use on 127.0.0.1\n"

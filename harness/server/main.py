@@ -170,10 +170,10 @@ async def serve(args: argparse.Namespace, made: Certificates | None = None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
-    if beyond_loopback(server.address):
+    first = worker is None or worker[1].me == 0  # with --workers, worker 0 speaks for the server
+    if first and beyond_loopback(server.address):
         print(f"harness.server: warning: listening on {server.address} (--host {args.host}), beyond loopback: "
               "any machine that can reach it can make it hold connections", file=sys.stderr, flush=True)
-    first = worker is None or worker[1].me == 0  # with --workers, worker 0 speaks for the server
     if worker is None:
         print(json.dumps(ready_line(args, server.port, made)), flush=True)
     else:

@@ -791,6 +791,7 @@ class SlowServer:
         if control[GENERATION] != self.hold_generation:
             self.hold_generation = control[GENERATION]
             left_s = (control[DEADLINE_NS] - time.monotonic_ns()) / 1e9
+            self.hold = None  # a newer barrier replaces this process's, as a /hold sent to it would
             if left_s > 0:
                 then_ns = control[THEN_NS]
                 loop = asyncio.get_running_loop()

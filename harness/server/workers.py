@@ -59,7 +59,13 @@ def log(message: str) -> None:
 
 
 def bind_all(host: str, port: int, count: int) -> list[socket.socket]:
-    """``count`` sockets listening on one port (SO_REUSEPORT); port 0: the first one's. Raises as bind does."""
+    """``count`` sockets listening on one port (SO_REUSEPORT); port 0: the first one's. Raises as bind does.
+
+    A port given is first bound alone, without SO_REUSEPORT, and let go: a server of the same
+    user listening there with SO_REUSEPORT (another ``--workers`` server) would otherwise take
+    these sockets into its group and share the connections (EADDRINUSE instead)."""
+    if port != 0:
+        bind_listener(host, port).close()
     listening = [bind_listener(host, port, reuse_port=True)]
     try:
         port = listening[0].getsockname()[1]
