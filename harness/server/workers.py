@@ -12,9 +12,10 @@ ends the others (exit status 1); a parent killed outright takes its workers alon
 asked the kernel for SIGTERM at its parent's death).
 
 Why: one event loop reads and answers ~13 us a request, so 10,000 requests at once queue
-~130 ms behind each other; two workers on two cores measured p99 +35-59 ms where one took
-+120-140 (the bench: ``server_vs_go``). Linux only (SO_REUSEPORT spreads connections there,
-pidfds watch the workers).
+~130 ms behind each other; two workers on two cores add p99 +34-43 ms where one process
+adds +144-148 (the bench at 10,000, two runs: ``server_vs_one_process``), at the price of
+an interpreter each (~10 MB). Linux only (SO_REUSEPORT spreads connections there, pidfds
+watch the workers).
 """
 from __future__ import annotations
 
