@@ -408,10 +408,10 @@ def run_bench(settings: Settings, parts: Sequence[str], say: Callable[[str], Non
         figures["sampler_vs_ss"] = {n: statistics.median(p["vs_ss"]) for n, p in peers.items() if p["vs_ss"]}
     if "server" in parts:
         say(f"server: concurrent slow requests ({SERVER_DELAY_S} s delay)")
-        figures["server"] = bench_server(SERVER_CONNECTIONS, say)
+        figures["server_workers"] = workers = cores()
+        figures["server"] = bench_server(SERVER_CONNECTIONS, say, workers=workers)
         figures["server_vs_aiohttp"] = server_ratios(figures["server"], "aiohttp")
         figures["server_vs_go"] = server_ratios(figures["server"], "go")
-        figures["server_workers"] = cores()
         figures["server_vs_one_process"] = server_ratios(figures["server"], ONE_PROCESS)
     if "sites" in parts:
         say("sites: what recording where each connection is opened costs")

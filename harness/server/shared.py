@@ -30,14 +30,16 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
 from .faults import COUNTERS
 
 SLOT_BYTES = 8
 NO_THEN = -1  # the barrier's ``then`` when the delay applies
 # the control block's slots
-(GENERATION, UNTIL, DEADLINE_NS, THEN_NS, REACHED, ACCEPTING, STALL, STARTED, OWNER) = range(9)
-CONTROL_SLOTS = 9
+(GENERATION, UNTIL, DEADLINE_NS, THEN_NS, REACHED, ACCEPTING, STALL, STARTED) = range(8)
+CONTROL_SLOTS = 8
 PEAKS = ("peak_active_requests", "peak_in_flight")  # the largest of the rows, not their sum
+FAULT_PREFIX = "fault_"  # a fault's counter in a row: fault_resets_sent, ...
 
 
 def row_fields(stats_fields: tuple[str, ...]) -> tuple[str, ...]:
@@ -45,9 +47,6 @@ def row_fields(stats_fields: tuple[str, ...]) -> tuple[str, ...]:
     ``accepting``, which is shared, nor ``faults``), then each fault's counter."""
     return tuple(name for name in stats_fields if name not in ("accepting", "faults")) \
         + tuple(FAULT_PREFIX + name for name in COUNTERS)
-
-
-FAULT_PREFIX = "fault_"  # a fault's counter in a row: fault_resets_sent, ...
 
 
 class Shared:
@@ -150,7 +149,6 @@ class Shared:
             control[DEADLINE_NS] = time.monotonic_ns() + int(most_s * 1e9)
             control[THEN_NS] = NO_THEN if then_s is None else int(then_s * 1e9)
             control[REACHED] = 0
-            control[OWNER] = self.me
             generation = control[GENERATION]
         self.ring()
         return generation

@@ -31,7 +31,7 @@ import traceback
 from collections.abc import Callable
 
 from ..options import UsageError
-from .protocol import STATS_FIELDS, _backlog, bind_listener
+from .protocol import STATS_FIELDS, SlowServer, _backlog, bind_listener
 from .shared import Shared
 
 MAX_WORKERS = 64
@@ -53,10 +53,6 @@ def cores() -> int:
     """CPU cores this process may run on (``--workers auto``; the bench's workers), 1 to MAX_WORKERS."""
     count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(MAX_WORKERS, count))
-
-
-def log(message: str) -> None:
-    print(f"[server {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def bind_all(host: str, port: int, count: int) -> list[socket.socket]:
@@ -152,14 +148,14 @@ def _wait_ready(ready_read: int, pidfds: dict[int, int], count: int) -> str | No
     while said < count:
         left = deadline - time.monotonic()
         if left <= 0:
-            log(f"workers: {count - said} of {count} not serving after {START_DEADLINE_S:g} s: stopping")
+            SlowServer.log(f"workers: {count - said} of {count} not serving after {START_DEADLINE_S:g} s: stopping")
             return "deadline"
         readable, _, _ = select.select([ready_read, *pidfds], [], [], min(left, 1.0))
         if ready_read in readable:
             said += len(os.read(ready_read, count))
         ended = [fd for fd in readable if fd in pidfds]
         if ended:
-            log(f"workers: worker pid {pidfds[ended[0]]} ended before serving: stopping")
+            SlowServer.log(f"workers: worker pid {pidfds[ended[0]]} ended before serving: stopping")
             return "ended"
         if signal.sigtimedwait([signal.SIGTERM, signal.SIGINT], 0) is not None:
             return "signal"
@@ -176,7 +172,7 @@ def _supervise(pidfds: dict[int, int]) -> str | None:
         if readable:
             pid = pidfds[readable[0]]
             _, status = os.waitpid(pid, os.WNOHANG)
-            log(f"workers: worker pid {pid} ended on its own (status {os.waitstatus_to_exitcode(status)}): "
+            SlowServer.log(f"workers: worker pid {pid} ended on its own (status {os.waitstatus_to_exitcode(status)}): "
                 "stopping the others")
             return "ended"
 
@@ -192,7 +188,7 @@ def _stop(pidfds: dict[int, int]) -> None:
     for signum in (signal.SIGTERM, signal.SIGKILL):  # SIGTERM sent above; SIGKILL to whatever outlives the grace
         if signum == signal.SIGKILL:
             for pid in running.values():
-                log(f"workers: worker pid {pid} still running {STOP_GRACE_S:g} s after SIGTERM: killed")
+                SlowServer.log(f"workers: worker pid {pid} still running {STOP_GRACE_S:g} s after SIGTERM: killed")
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + STOP_GRACE_S
         while running and (left := deadline - time.monotonic()) > 0:
