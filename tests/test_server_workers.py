@@ -16,6 +16,9 @@ from .test_server import REQUEST_11, connect, read_response
 from .waiting import wait_for
 
 CONNECTIONS = 40  # spread by the kernel's hash over 2 workers: all on one has odds 2 ** -39
+# a worker ends ~0.1 s after its SIGTERM (a parent's, or PR_SET_PDEATHSIG's); 10 s covers a loaded machine and the
+# parent's own 5 s grace before SIGKILL
+WORKERS_END_S = 10
 
 
 def workers_of(server: ServerProcess) -> list[psutil.Process]:
@@ -134,7 +137,7 @@ def test_sigterm_ends_every_worker_and_exits_0():
         workers = workers_of(server)
         assert len(workers) == 3
         assert server.stop() == 0  # SIGTERM to the parent
-        assert not psutil.wait_procs(workers, timeout=10)[1]
+        assert not psutil.wait_procs(workers, timeout=WORKERS_END_S)[1]
 
 
 def test_a_worker_that_dies_ends_the_server_with_status_1():
@@ -144,7 +147,7 @@ def test_a_worker_that_dies_ends_the_server_with_status_1():
         # 15 s: the parent sees its worker end at once (a pidfd); the rest stop in ~0.1 s, 5 s at most
         wait_for(server.returncode, lambda status: status is not None, deadline_s=15)
         assert server.stop() == 1
-        assert not psutil.wait_procs([second], timeout=10)[1]
+        assert not psutil.wait_procs([second], timeout=WORKERS_END_S)[1]
         assert f"worker pid {first.pid} ended on its own" in server.stderr_text()
 
 
@@ -156,8 +159,8 @@ def test_the_workers_end_with_a_parent_killed_outright():
         workers = psutil.Process(proc.pid).children()
         assert len(workers) == 2
         proc.kill()
-        proc.wait(timeout=10)
-        assert not psutil.wait_procs(workers, timeout=10)[1]  # PR_SET_PDEATHSIG: SIGTERM to each
+        proc.wait(timeout=WORKERS_END_S)  # SIGKILL: at once
+        assert not psutil.wait_procs(workers, timeout=WORKERS_END_S)[1]  # PR_SET_PDEATHSIG: SIGTERM to each
     finally:
         proc.kill()
         proc.wait()
