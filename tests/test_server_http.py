@@ -4,6 +4,7 @@ not HTTP/1.x, one listening socket whatever ``--host`` names, and a warning
 when it listens beyond loopback."""
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -14,13 +15,14 @@ import pytest
 
 from harness.server.main import beyond_loopback
 from harness.server.main import main as server_main
-from harness.server.protocol import CONNECTING_S, PROBE_CHECKS, PROBE_EVERY_S, PROBE_LATER_EVERY_S
+from harness.server.protocol import CONNECTING_S, PROBE_CHECKS, PROBE_EVERY_S, PROBE_LATER_EVERY_S, SlowServer
 
 from .test_server import REQUEST_11, connect, read_response
 from .test_server_faults import read_until_closed
 from .tools import tool
 from .waiting import wait_for
-from .server_loops import start_slow_server  # noqa: F401  (each test on every event loop)
+from .server_loops import LOOPS, start_slow_server  # noqa: F401  (each test on every event loop)
+from .test_deadlines import run_on
 
 HEADER_TIMEOUT_S = "0.3"  # short, so a test waits for it briefly; the default is a minute
 
@@ -182,3 +184,27 @@ def test_no_warning_on_loopback():
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "warning" not in err
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_accepted_sockets_send_without_nagle(loop_name):
+    """The server sets no TCP_NODELAY itself: asyncio and uvloop set it on every TCP transport they make, so an
+    answer is never held back waiting for an ACK (the ~44 ms a reused request once cost). Checked on the
+    connections the server accepts, on each loop it may run."""
+    async def scenario() -> int:
+        server = SlowServer("127.0.0.1", 0, 0.0, 3600.0)
+        await server.start()
+        loop = asyncio.get_running_loop()
+        client = socket.create_connection((server.address, server.port))
+        client.setblocking(False)
+        try:
+            deadline = loop.time() + 5.0  # the accept: microseconds; 5 s for a loaded machine
+            while not server.connections and loop.time() < deadline:
+                await asyncio.sleep(0.01)  # the loop's own turn: the accept happens on it
+            (accepted,) = server.connections
+            return accepted.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        finally:
+            client.close()
+            server.stop()
+
+    assert run_on(loop_name, scenario()) != 0

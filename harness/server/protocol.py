@@ -41,6 +41,7 @@ except ImportError:  # optional: without it h11 reads every request
     httptools = None
 
 from ..options import MAX_DELAY_S  # ?delay= and --delay: at most an hour, so every run ends
+from .deadlines import Deadline, Deadlines
 from .faults import BODY, BY_NAME, COUNTERS, FAULT_QUERY, GAUGES, Fault, Faults, response_head
 from .shared import (ACCEPTING, DEADLINE_NS, GENERATION, NO_THEN, REACHED, STALL, STARTED, THEN_NS, UNTIL, Shared,
                      WorkerStats)
@@ -349,23 +350,21 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
         self.idle_timer: asyncio.TimerHandle | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.pending_fault: Fault | None = None  # the fault the pending request will get, if any
-        self.head_timer: asyncio.TimerHandle | None = None  # a request head must arrive whole in time
+        self.head_timer: Deadline | None = None  # a request head must arrive whole in time (server.head_deadlines)
         self.half_closed = False  # the client sent FIN after its request: answer, then close
         self.probes = 0
         self.closed = False
         self.stalled = stalled  # a TLS handshake stalled on purpose: what the client sends is read and dropped
         self.h2: Any = None  # HTTP/2 chosen (ALPN h2, or h2c's preface): its session (http2.H2Session)
         self.fresh = True  # nothing received yet: an h2c preface may come
-        self.connecting: asyncio.TimerHandle | None = None  # counted in ``connecting`` until its first bytes
+        self.connecting: Deadline | None = None  # counted in ``connecting`` until its first bytes
 
     # asyncio callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # not isinstance(transport, asyncio.Transport): uvloop's transports do not derive from it
         # (an assert here once failed every request under uvloop)
+        # TCP_NODELAY is set already: asyncio and uvloop set it on every TCP transport (tests/test_server_http.py)
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
@@ -494,22 +493,23 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
     def _count_connecting(self) -> None:
         self.server.stats.connecting += 1  # in the peak from the next request's start (the harness's own /stats
         # connection, opened when nothing is in flight, would otherwise make a peak of 1 out of nothing)
-        self.connecting = asyncio.get_running_loop().call_later(CONNECTING_S, self._connected)
+        self.connecting = self.server.connecting_deadlines.add(self)
 
     def _connected(self) -> None:
         """No longer counted as connecting: its first bytes came, it closed, or CONNECTING_S passed."""
         if self.connecting is not None:
-            self.connecting.cancel()
+            self.server.connecting_deadlines.cancel(self.connecting)
             self.connecting = None
             self.server.stats.connecting -= 1
 
     def _start_head_timer(self) -> None:
-        if self.head_timer is None and self.server.header_timeout is not None:
-            self.head_timer = asyncio.get_running_loop().call_later(self.server.header_timeout, self._head_timed_out)
+        if self.head_timer is None and self.server.head_deadlines is not None:
+            self.head_timer = self.server.head_deadlines.add(self)
 
     def _cancel_head_timer(self) -> None:
         if self.head_timer is not None:
-            self.head_timer.cancel()
+            assert self.server.head_deadlines is not None
+            self.server.head_deadlines.cancel(self.head_timer)
             self.head_timer = None
 
     def _head_timed_out(self) -> None:
@@ -653,6 +653,11 @@ class SlowServer:
         self.stall_handshakes = 0  # the next N TLS handshakes are never answered (/stall-handshakes?next=N)
         self.http2 = http2  # makes a connection's HTTP/2 session (http2.H2Session); None: HTTP/1.1 only
         self.header_timeout = header_timeout
+        # a connection's two deadlines, each queue on one loop timer (deadlines.py: ~1.2 KB a connection less)
+        self.connecting_deadlines: Deadlines[SlowHTTPConnection] = Deadlines(CONNECTING_S,
+                                                                             SlowHTTPConnection._connected)
+        self.head_deadlines: Deadlines[SlowHTTPConnection] | None = (
+            Deadlines(header_timeout, SlowHTTPConnection._head_timed_out) if header_timeout is not None else None)
         self.requests_started = 0
         self.hold_generation = 0  # --workers: the shared barrier's generation this process has taken in
         self.host = host
@@ -893,6 +898,9 @@ class SlowServer:
     def stop(self) -> None:
         """Close the listener and every connection; idempotent."""
         self._close_listener()
+        self.connecting_deadlines.close()
+        if self.head_deadlines is not None:
+            self.head_deadlines.close()
         for handshake in list(self.handshakes):
             handshake.cancel()
         for conn in list(self.connections):
