@@ -22,7 +22,9 @@ WORKERS_END_S = 10
 
 
 def workers_of(server: ServerProcess) -> list[psutil.Process]:
-    return psutil.Process(server.pid).children()
+    """Worker 0 (the process started) and the others, its children."""
+    process = psutil.Process(server.pid)
+    return [process, *process.children()]
 
 
 def open_sockets_by_worker(server: ServerProcess) -> list[int]:
@@ -134,21 +136,21 @@ def test_stop_accepting_closes_every_workers_listener(start_slow_server):
 
 def test_sigterm_ends_every_worker_and_exits_0():
     with ServerProcess(delay=30, extra_args=("--workers", "3")) as server:
-        workers = workers_of(server)
-        assert len(workers) == 3
-        assert server.stop() == 0  # SIGTERM to the parent
-        assert not psutil.wait_procs(workers, timeout=WORKERS_END_S)[1]
+        others = workers_of(server)[1:]
+        assert len(others) == 2
+        assert server.stop() == 0  # SIGTERM to worker 0
+        assert not psutil.wait_procs(others, timeout=WORKERS_END_S)[1]
 
 
 def test_a_worker_that_dies_ends_the_server_with_status_1():
-    with ServerProcess(delay=30, extra_args=("--workers", "2")) as server:
-        first, second = workers_of(server)
-        first.kill()
-        # 15 s: the parent sees its worker end at once (a pidfd); the rest stop in ~0.1 s, 5 s at most
+    with ServerProcess(delay=30, extra_args=("--workers", "3")) as server:
+        first, second, third = workers_of(server)
+        second.kill()
+        # 15 s: worker 0 sees its worker end at once (a pidfd); the rest stop in ~0.1 s, 5 s at most
         wait_for(server.returncode, lambda status: status is not None, deadline_s=15)
         assert server.stop() == 1
-        assert not psutil.wait_procs([second], timeout=WORKERS_END_S)[1]
-        assert f"worker pid {first.pid} ended on its own" in server.stderr_text()
+        assert not psutil.wait_procs([third], timeout=WORKERS_END_S)[1]
+        assert f"worker pid {second.pid} ended on its own" in server.stderr_text()
 
 
 def test_the_workers_end_with_a_parent_killed_outright():
@@ -156,8 +158,8 @@ def test_the_workers_end_with_a_parent_killed_outright():
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         proc.stdout.readline()
-        workers = psutil.Process(proc.pid).children()
-        assert len(workers) == 2
+        workers = psutil.Process(proc.pid).children()  # worker 0's children
+        assert len(workers) == 1
         proc.kill()
         proc.wait(timeout=WORKERS_END_S)  # SIGKILL: at once
         assert not psutil.wait_procs(workers, timeout=WORKERS_END_S)[1]  # PR_SET_PDEATHSIG: SIGTERM to each

@@ -42,7 +42,7 @@ from ..options import (
 from ..options import SERVER_LOOPS as LOOPS
 from .faults import FAULT_FLAG, FAULTS, KNOBS, Faults, fault_help
 from .protocol import HEADER_TIMEOUT_S, PARSERS, SlowServer
-from .workers import MAX_WORKERS, cores
+from .workers import MAX_WORKERS, Serving, cores
 
 if TYPE_CHECKING:
     from .protocol import SlowHTTPConnection
@@ -155,9 +155,9 @@ def check_host(args: argparse.Namespace) -> None:
 
 
 async def serve(args: argparse.Namespace, made: Certificates | None = None,
-                worker: tuple[socket.socket, Shared, int] | None = None) -> int:
+                worker: tuple[socket.socket, Shared, Serving] | None = None) -> int:
     """Serve until SIGTERM or SIGINT; ``worker``: as one of ``--workers`` (its listening socket,
-    the shared state, and the fd to say it serves on), which prints no ready line of its own."""
+    the shared state, and what it calls once serving, ``workers.RunWorker``)."""
     check_host(args)
     faults = Faults(args.fault, *(getattr(args, knob.name) for knob in KNOBS))
     server = SlowServer(args.host, args.port, args.delay, args.track_interval, faults, args.header_timeout,
@@ -174,11 +174,11 @@ async def serve(args: argparse.Namespace, made: Certificates | None = None,
     if first and beyond_loopback(server.address):
         print(f"harness.server: warning: listening on {server.address} (--host {args.host}), beyond loopback: "
               "any machine that can reach it can make it hold connections", file=sys.stderr, flush=True)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))  # --workers' worker 0 blocked them
     if worker is None:
         print(json.dumps(ready_line(args, server.port, made)), flush=True)
     else:
-        os.write(worker[2], b"r")
-        os.close(worker[2])
+        worker[2](server)  # worker 0: the ready line once every worker serves; the others tell worker 0
     if first:
         server.log(f"listening on {'https' if server.tls else 'http'}://{args.host}:{server.port}, delay "
                    f"{args.delay} s" + (f", faults {faults}" if faults != Faults() else "")
@@ -214,8 +214,8 @@ def serve_with_workers(args: argparse.Namespace, made: Certificates | None) -> i
         raise listen_error(exc, args) from None
     port = listening[0].getsockname()[1]
 
-    def run_worker(sock: socket.socket, shared: Shared, ready_fd: int) -> int:
-        return _run(serve(args, made, (sock, shared, ready_fd)), args.loop)
+    def run_worker(sock: socket.socket, shared: Shared, serving: Serving) -> int:
+        return _run(serve(args, made, (sock, shared, serving)), args.loop)
 
     return serve_workers(listening, run_worker, ready_line(args, port, made))
 

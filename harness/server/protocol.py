@@ -913,7 +913,7 @@ class SlowServer:
 
     async def track(self) -> None:
         """Log the sockets on our port every interval, as the seed's netstat loop did (with
-        ``--workers``, worker 0 logs every worker's: the whole server's)."""
+        ``--workers``, worker 0 logs its own and its children's: the whole server's)."""
         me = None  # psutil is imported at the first log: most servers live less than an interval
         while not self.stopped.is_set():
             try:
@@ -924,7 +924,7 @@ class SlowServer:
             if me is None:
                 import psutil
 
-                me = psutil.Process() if self.shared is None else psutil.Process(os.getppid())
+                me = psutil.Process()
             # psutil scans our fds: seconds at 10k sockets, so off the event loop.
             states = await asyncio.to_thread(_own_socket_states, me, self.port, self.shared is not None)
             summary = " ".join(f"{k}={v}" for k, v in sorted(states.items())) or "none"
@@ -935,11 +935,11 @@ class SlowServer:
 
 
 def _own_socket_states(process, port: int, children: bool = False) -> dict[str, int]:
-    """{TCP state: sockets} of ``process`` (``children``: of its children, the workers) on ``port``."""
+    """{TCP state: sockets} of ``process`` (``children``: and of its children, the other workers) on ``port``."""
     import psutil
 
     counts: dict[str, int] = {}
-    for each in process.children() if children else [process]:
+    for each in [process, *process.children()] if children else [process]:
         try:
             connections = each.net_connections(kind="tcp")
         except psutil.NoSuchProcess:  # a worker ending (the server stopping)

@@ -50,8 +50,8 @@ def row_fields(stats_fields: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class Shared:
-    """The mapping, the lock and the doorbells of ``workers`` processes; made by the parent
-    before it forks, used by each worker after (``for_worker``)."""
+    """The mapping, the lock and the doorbells of ``workers`` processes; made by worker 0 (the
+    process started) before it forks the others, used by each worker after (``for_worker``)."""
 
     def __init__(self, workers: int, stats_fields: tuple[str, ...]) -> None:
         """``stats_fields``: ``ServerStats``' fields, in order (``protocol.STATS_FIELDS``)."""
@@ -79,14 +79,6 @@ class Shared:
         self.me = me
         for i, (read_end, write_end) in enumerate(self.doorbells):
             os.close(write_end if i == me else read_end)
-
-    def close_in_parent(self) -> None:
-        """The parent keeps the mapping (nothing else) once every worker is forked."""
-        for read_end, write_end in self.doorbells:
-            os.close(read_end)
-            os.close(write_end)
-        os.close(self._lock_read)
-        os.close(self._lock_write)
 
     @property
     def doorbell(self) -> int:

@@ -3,22 +3,26 @@
 Each worker is a whole slow server (``protocol.SlowServer``) on its own listening socket,
 all bound to the same port with SO_REUSEPORT, so the kernel spreads the connections among
 them; they share ``/stats``, the ``/hold`` barrier, the handshakes to stall, the every-N-th
-fault's count and whether the server accepts (``shared.py``). The process started is the
-parent: it binds the sockets (port 0: the first picks the port, the others join it), forks
-the workers before any event loop exists, prints the ready line once every worker is
-serving, and only supervises after that. SIGTERM or SIGINT to the parent ends every worker
-(SIGTERM, SIGKILL after ``STOP_GRACE_S``); a worker that ends on its own is an error that
-ends the others (exit status 1); a parent killed outright takes its workers along (each
-asked the kernel for SIGTERM at its parent's death).
+fault's count and whether the server accepts (``shared.py``). The process started binds the
+sockets (port 0: the first picks the port, the others join it), forks the other workers
+before any event loop exists, and serves as worker 0: it prints the ready line once every
+worker is serving (``Crew``), and stops the server when another worker ends (an error: exit
+status 1). SIGTERM or SIGINT to it stops it, then the others (SIGTERM, SIGKILL after
+``STOP_GRACE_S``); killed outright, it takes them along (each asked the kernel for SIGTERM
+at its parent's death).
 
 Why: one event loop reads and answers ~13 us a request, so 10,000 requests at once queue
 ~130 ms behind each other; two workers on two cores add p99 +34-43 ms where one process
 adds +144-148 (the bench at 10,000, two runs: ``server_vs_one_process``), at the price of
-an interpreter each (~10 MB). Linux only (SO_REUSEPORT spreads connections there, pidfds
-watch the workers).
+the pages each worker writes after the fork (~6 MB each, besides its connections). Worker
+0 serving rather than only supervising saves a third copy of them: two workers holding
+5,000 connections took 41 MB (PSS) under a parent that only supervised, 35 with worker 0
+serving (one process: 29).
+Linux only (SO_REUSEPORT spreads connections there, pidfds watch the workers).
 """
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import json
 import os
@@ -37,11 +41,13 @@ from .shared import Shared
 MAX_WORKERS = 64
 START_DEADLINE_S = 30.0  # every worker serving: ~0.1 s each; 30 s on a machine loaded to its limit
 STOP_GRACE_S = 5.0  # as ServerProcess: SIGTERM ends a worker in ~0.1 s; 5 s before SIGKILL
-SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+SIGNALS = {signal.SIGTERM, signal.SIGINT}
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
-# a worker: (its listening socket, the shared state with its number set, the fd to write b"r" to once serving) -> status
-RunWorker = Callable[[socket.socket, Shared, int], int]
+# once a worker serves, it calls this with its server (the others tell worker 0; worker 0 watches them: Crew.watch)
+Serving = Callable[[SlowServer], None]
+# a worker: (its listening socket, the shared state with its number set, what it calls once serving) -> status
+RunWorker = Callable[[socket.socket, Shared, Serving], int]
 
 
 def available() -> bool:
@@ -77,39 +83,36 @@ def bind_all(host: str, port: int, count: int) -> list[socket.socket]:
 
 
 def serve_workers(listening: list[socket.socket], run_worker: RunWorker, ready: dict) -> int:
-    """Fork a worker per socket of ``listening``, print ``ready`` (with the port and this
-    process's pid) once each is serving, then supervise until a signal or a worker's end.
+    """Fork a worker for every socket of ``listening`` but the first, and serve the first in
+    this process (worker 0), which prints ``ready`` (with the port, its pid and the count of
+    workers) once every worker serves, and ends the server when another worker ends.
     Returns the exit status: 0 when stopped by SIGTERM or SIGINT, 1 when a worker failed."""
     if not available():
         raise UsageError("--workers above 1 needs Linux (SO_REUSEPORT and pidfds)")
     shared = Shared(len(listening), STATS_FIELDS)
     ready_read, ready_write = os.pipe()
     parent = os.getpid()
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # taken by sigwait below; the workers restore it
-    pids: list[int] = []
+    # blocked until worker 0's event loop handles them (main.serve): a SIGTERM that comes while the workers start
+    # waits for it, and then stops the server as any SIGTERM does; each forked worker unblocks them at once
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    crew = Crew(ready_read, {**ready, "pid": parent, "workers": len(listening)})
     try:
-        for number, sock in enumerate(listening):
-            pid = os.fork()
-            if pid == 0:  # the worker: never returns
-                _worker(number, listening, shared, ready_read, ready_write, old_mask, parent, run_worker)
-            pids.append(pid)
+        try:
+            for number in range(1, len(listening)):
+                pid = os.fork()
+                if pid == 0:  # the worker: never returns
+                    _worker(number, listening, shared, ready_read, ready_write, old_mask, parent, run_worker)
+                crew.add(pid)
+        finally:
+            os.close(ready_write)
+            for sock in listening[1:]:
+                sock.close()
+        shared.for_worker(0)
+        status = run_worker(listening[0], shared, crew.watch)
+        return 1 if crew.failed else status
     finally:
-        os.close(ready_write)
-        for sock in listening:
-            sock.close()
-        shared.close_in_parent()
-    pidfds = {os.pidfd_open(pid): pid for pid in pids}
-    try:
-        failed = _wait_ready(ready_read, pidfds, len(pids))
-        if failed is None:
-            print(json.dumps({**ready, "pid": parent, "workers": len(pids)}), flush=True)
-            failed = _supervise(pidfds)
-        _stop(pidfds)
-        return 1 if failed else 0
-    finally:
+        crew.stop()  # every other worker ended, however worker 0 ends
         os.close(ready_read)
-        for fd in pidfds:
-            os.close(fd)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
@@ -129,7 +132,12 @@ def _worker(number: int, listening: list[socket.socket], shared: Shared, ready_r
             if i != number:
                 sock.close()
         shared.for_worker(number)
-        status = run_worker(listening[number], shared, ready_write)
+
+        def serving(server: SlowServer) -> None:
+            os.write(ready_write, b"r")
+            os.close(ready_write)
+
+        status = run_worker(listening[number], shared, serving)
     except UsageError as exc:
         print(f"harness.server: error: worker {number}: {exc}", file=sys.stderr)
         status = 2
@@ -141,40 +149,76 @@ def _worker(number: int, listening: list[socket.socket], shared: Shared, ready_r
         os._exit(status)
 
 
-def _wait_ready(ready_read: int, pidfds: dict[int, int], count: int) -> str | None:
-    """Until ``count`` workers said they serve: None; or why not (a worker ended, the deadline, a signal)."""
-    deadline = time.monotonic() + START_DEADLINE_S
-    said = 0
-    while said < count:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            SlowServer.log(f"workers: {count - said} of {count} not serving after {START_DEADLINE_S:g} s: stopping")
-            return "deadline"
-        readable, _, _ = select.select([ready_read, *pidfds], [], [], min(left, 1.0))
-        if ready_read in readable:
-            said += len(os.read(ready_read, count))
-        ended = [fd for fd in readable if fd in pidfds]
-        if ended:
-            SlowServer.log(f"workers: worker pid {pidfds[ended[0]]} ended before serving: stopping")
-            return "ended"
-        if signal.sigtimedwait([signal.SIGTERM, signal.SIGINT], 0) is not None:
-            return "signal"
-    return None
+class Crew:
+    """The other workers, as worker 0 (the process started) watches them on its event loop:
+    the ready line once all of them serve, the server stopped when one ends or is not serving
+    by ``START_DEADLINE_S``; ``stop`` ends them once worker 0 has stopped."""
 
+    def __init__(self, ready_read: int, ready: dict) -> None:
+        self.pidfds: dict[int, int] = {}  # {pidfd: pid}
+        self.ready_read = ready_read
+        self.ready = ready
+        self.waiting = 0  # workers not yet serving
+        self.failed: str | None = None  # why the server stopped, when it was a worker's doing
+        self._late: asyncio.TimerHandle | None = None
 
-def _supervise(pidfds: dict[int, int]) -> str | None:
-    """Until SIGTERM or SIGINT (None) or a worker's end ("ended")."""
-    while True:
-        received = signal.sigwait(SIGNALS)
-        if received != signal.SIGCHLD:
-            return None
-        readable, _, _ = select.select(list(pidfds), [], [], 0)
-        if readable:
-            pid = pidfds[readable[0]]
-            _, status = os.waitpid(pid, os.WNOHANG)
-            SlowServer.log(f"workers: worker pid {pid} ended on its own (status {os.waitstatus_to_exitcode(status)}): "
-                "stopping the others")
-            return "ended"
+    def add(self, pid: int) -> None:
+        """A worker forked."""
+        self.pidfds[os.pidfd_open(pid)] = pid
+        self.waiting += 1
+
+    def watch(self, server: SlowServer) -> None:
+        """Worker 0 serves: wait for the others (on the running loop), and watch them."""
+        loop = asyncio.get_running_loop()
+        for fd in self.pidfds:
+            loop.add_reader(fd, self._ended, fd, server)
+        if self.waiting == 0:
+            self._all_serving()
+            return
+        loop.add_reader(self.ready_read, self._told, server)
+        self._late = loop.call_later(START_DEADLINE_S, self._not_serving, server)
+
+    def _told(self, server: SlowServer) -> None:
+        said = os.read(self.ready_read, 64)
+        self.waiting -= len(said)
+        if not said or self.waiting <= 0:  # b"": every worker closed its end (the ones not serving ended)
+            asyncio.get_running_loop().remove_reader(self.ready_read)
+        if self.waiting <= 0 and self.failed is None:
+            self._all_serving()
+
+    def _all_serving(self) -> None:
+        if self._late is not None:
+            self._late.cancel()
+        print(json.dumps(self.ready), flush=True)
+
+    def _not_serving(self, server: SlowServer) -> None:
+        count = len(self.pidfds) + 1
+        SlowServer.log(f"workers: {self.waiting} of {count} not serving after {START_DEADLINE_S:g} s: stopping")
+        self._fail("deadline", server)
+
+    def _ended(self, fd: int, server: SlowServer) -> None:
+        asyncio.get_running_loop().remove_reader(fd)
+        pid = self.pidfds[fd]
+        _, status = os.waitpid(pid, os.WNOHANG)
+        how = "before serving" if self.waiting > 0 else f"on its own (status {os.waitstatus_to_exitcode(status)})"
+        SlowServer.log(f"workers: worker pid {pid} ended {how}: stopping the others")
+        self._fail("ended", server)
+
+    def _fail(self, why: str, server: SlowServer) -> None:
+        if self.failed is None:
+            self.failed = why
+        if self._late is not None:
+            self._late.cancel()
+        server.stop()
+
+    def stop(self) -> None:
+        """Once worker 0's loop is over: end every other worker, and let go of their pidfds."""
+        try:
+            _stop(self.pidfds)
+        finally:
+            for fd in self.pidfds:
+                os.close(fd)
+            self.pidfds = {}
 
 
 def _stop(pidfds: dict[int, int]) -> None:
