@@ -207,3 +207,20 @@ def test_a_port_another_workers_server_listens_on_is_in_use(capsys):
     with ServerProcess(delay=30, extra_args=("--workers", "2")) as first:
         assert server_main(["--port", str(first.port), "--workers", "2", "--delay", "0"]) == 2
         assert capsys.readouterr().err == f"harness.server: error: --port {first.port}: already in use on 127.0.0.1\n"
+
+
+def test_sigterm_while_the_workers_start_ends_them_and_exits_0():
+    """Worker 0 blocks SIGTERM from before its fork until its loop handles it: one that comes while the others
+    start (right after the fork, before the ready line) stops the server as any SIGTERM does."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness.server", "--delay", "30", "--workers", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        others = wait_for(lambda: psutil.Process(proc.pid).children(), lambda children: len(children) >= 1,
+                          every_s=0.001)  # the first fork: ~0.1 s after the start; a worker serves ~0.1 s after it
+        proc.terminate()
+        assert proc.wait(timeout=WORKERS_END_S) == 0
+        assert not psutil.wait_procs(others, timeout=WORKERS_END_S)[1]
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
