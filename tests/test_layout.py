@@ -17,11 +17,12 @@ HARNESS = ROOT / "harness"
 # part -> the parts it may import. A part is a package of harness/ or a top-level module.
 ALLOWED: dict[str, set[str]] = {
     "limits": set(),
+    "tcp_info": set(),  # the kernel's struct tcp_info, as the sampler and the server read it
     "lazy": set(),  # names a package exports, imported at their first use
     "options": {"sampling"},  # the --sampler option's choices come from the backend registry
-    "server": {"options", "limits", "lazy"},
+    "server": {"options", "limits", "lazy", "tcp_info"},
     "clients": set(),
-    "sampling": set(),
+    "sampling": {"tcp_info"},
     "judging": set(),
     "driving": {"options", "server", "sampling", "judging"},
     "scenarios": {"options", "server", "clients", "sampling", "judging", "driving"},

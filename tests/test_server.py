@@ -116,6 +116,20 @@ def test_waits_the_delay(start_slow_server):
         assert time.monotonic() - started >= 0.3 - 0.002
 
 
+def test_a_pipelined_request_waits_its_delay_after_the_one_before(start_slow_server):
+    """Requests sent together on one connection are worked through one at a time: the second waits its delay from
+    the first's answer, though the kernel says it arrived with the first."""
+    server = start_slow_server(delay=0.3)
+    with connect(server) as s:
+        started = time.monotonic()
+        s.sendall(REQUEST_11 + REQUEST_11)
+        read_response(s)
+        first = time.monotonic() - started
+        read_response(s)
+        # 2 ms: uvloop's whole-millisecond clock, as above
+        assert time.monotonic() - started >= first + 0.3 - 0.002 >= 0.6 - 0.004
+
+
 def test_per_request_delay_and_immediate_stats(start_slow_server):
     server = start_slow_server(delay=30)
     with connect(server) as s:

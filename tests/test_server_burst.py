@@ -1,10 +1,17 @@
-"""The slow server under a burst: 10,000 requests at once, the bench's size, read slower than they come."""
+"""The slow server under a burst: 10,000 requests at once, the bench's size, read slower than they come; and a
+request a busy loop reads late."""
+import asyncio
 import select
+import socket
 import time
 
+import pytest
+
 from harness.limits import raise_open_files_limit
+from harness.server.protocol import SlowServer
 
 from .server_loops import LOOPS
+from .test_deadlines import run_on
 from .test_server import REQUEST_11, connect, read_response
 
 BURST = 10_000  # the bench's size; at 5,000 uvloop's server kept up and the old stamps passed (3 runs of 3)
@@ -48,3 +55,39 @@ def test_a_request_is_never_answered_before_its_delay_even_behind_a_burst(start_
         poller.close()
         for s in burst + late:
             s.close()
+
+
+BUSY_S = 0.5  # how long the loop is kept from reading: far beyond a tick (4-10 ms) and the answer's own ~1 ms
+LATE_READ_DELAY_S = 1.0  # longer than BUSY_S: the answer is due after the loop is free again
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_request_read_late_is_answered_its_delay_after_it_arrived(loop_name):
+    """The delay counts from when the request reached the server's socket (the kernel's tcp_info says when), not
+    from when a busy loop got round to reading it: sent while the loop is kept busy for BUSY_S, it is answered
+    LATE_READ_DELAY_S after it was sent, and not before."""
+    async def scenario() -> float:
+        server = SlowServer("127.0.0.1", 0, LATE_READ_DELAY_S, 3600.0)
+        await server.start()
+        loop = asyncio.get_running_loop()
+        client = socket.create_connection((server.address, server.port))
+        try:
+            deadline = loop.time() + 5.0  # the accept: microseconds; 5 s for a loaded machine
+            while not server.connections and loop.time() < deadline:
+                await asyncio.sleep(0.01)  # the loop's own turn: the accept happens on it
+            assert server.connections, "the server never accepted"
+            sent = time.monotonic()
+            client.sendall(REQUEST_11)
+            time.sleep(BUSY_S)  # not a wait for anything: the loop busy, as behind thousands of requests
+            client.setblocking(False)
+            answer = await asyncio.wait_for(loop.sock_recv(client, 4096), LATE_READ_DELAY_S + 30)
+            assert answer.startswith(b"HTTP/1.1 200 OK")
+            return time.monotonic() - sent
+        finally:
+            client.close()
+            server.stop()
+
+    waited = run_on(loop_name, scenario())
+    # never early (2 ms: uvloop's whole-millisecond clock, as above); late by the margin (a tick and a ms) and the
+    # answer's way back, not by BUSY_S: half of it is room for a loaded machine
+    assert LATE_READ_DELAY_S - 0.002 <= waited < LATE_READ_DELAY_S + BUSY_S / 2, f"answered after {waited:.3f} s"

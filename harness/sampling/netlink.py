@@ -17,6 +17,7 @@ import struct
 import sys
 from collections.abc import Sequence
 
+from ..tcp_info import BYTES_RECEIVED, BYTES_RECEIVED_AT, LAST_DATA_RECV, LAST_DATA_RECV_AT
 from .backends import Backend, BackendUnavailable, ClientSide, ServerSide, SocketInfo, Target, register
 
 NETLINK_SOCK_DIAG = 4
@@ -44,11 +45,7 @@ _HEADER = struct.Struct("=IH2xI")  # nlmsghdr's len, type, seq
 _DIAG = struct.Struct(">xB2xHH48xI")
 _HOSTCOND = struct.Struct("=BBxxi")  # family, prefix length, port (-1: any); the address follows
 _DIAG_MSG_SIZE = 72  # struct inet_diag_msg; its attributes follow it
-# struct tcp_info (linux/tcp.h): tcpi_last_data_recv (u32 ms) at 52, tcpi_bytes_received (u64) at 128
 _BIG_U32, _NATIVE_U32 = struct.Struct(">I"), struct.Struct("=I")
-_TCPI_LAST_DATA_RECV = struct.Struct("=I")
-_TCPI_BYTES_RECEIVED = struct.Struct("=Q")
-_TCPI_LAST_DATA_RECV_AT, _TCPI_BYTES_RECEIVED_AT = 52, 128
 
 
 class SockDiagUnavailable(BackendUnavailable):
@@ -231,10 +228,10 @@ def _read_info(data: bytes, start: int, end: int) -> tuple[int, int]:
         length, kind = _RTA.unpack_from(data, start)
         if length < _RTA.size:
             break
-        if kind == INET_DIAG_INFO and length - _RTA.size >= _TCPI_BYTES_RECEIVED_AT + 8:
+        if kind == INET_DIAG_INFO and length - _RTA.size >= BYTES_RECEIVED_AT + 8:
             body = start + _RTA.size
-            return (_TCPI_BYTES_RECEIVED.unpack_from(data, body + _TCPI_BYTES_RECEIVED_AT)[0],
-                    _TCPI_LAST_DATA_RECV.unpack_from(data, body + _TCPI_LAST_DATA_RECV_AT)[0])
+            return (BYTES_RECEIVED.unpack_from(data, body + BYTES_RECEIVED_AT)[0],
+                    LAST_DATA_RECV.unpack_from(data, body + LAST_DATA_RECV_AT)[0])
         start += (length + 3) & ~3
     return -1, -1
 
