@@ -1,5 +1,5 @@
-"""The experiment options, defined once for the CLI and the pytest plugin; the
-value parsers and usage errors every part shares.
+"""The experiment options, defined once for the CLI and the pytest plugin (the value
+parsers and usage errors every part shares: ``values.py``).
 
 Each option has one help text, used for the command-line flag and for the ini
 key; an environment variable is the fallback. Precedence: command line, then
@@ -7,150 +7,15 @@ ini (pytest only), then environment, then the default.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-
-class OptionError(ValueError):
-    """A bad option value; the message names the option and the value."""
-
-
-class UsageError(Exception):
-    """Bad command-line usage: reported in one line, exit status 2."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser that raises UsageError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
-def argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Wrap one of the parsers below for argparse's ``type=``."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except OptionError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = parse.__name__
-    return convert
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise OptionError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise OptionError(f"{text!r} must be a finite number >= 0")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value == 0:
-        raise OptionError(f"{text!r} must be > 0")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(str(text).strip())
-    except (TypeError, ValueError):
-        raise OptionError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise OptionError(f"{text!r} must be >= 1")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(str(text).strip())
-    except (TypeError, ValueError):
-        raise OptionError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise OptionError(f"{text!r} must be >= 0")
-    return value
-
-
-def any_int(text: str) -> int:
-    try:
-        return int(str(text).strip())
-    except (TypeError, ValueError):
-        raise OptionError(f"{text!r} is not a whole number") from None
-
-
-def port(text: str) -> int:
-    value = any_int(text)
-    if not 0 <= value <= 65535:
-        raise OptionError(f"{text!r} is out of range 0..65535")
-    return value
-
-
-def at_most(parse: Callable[[str], Any], most: float, least: float | None = None) -> Callable[[str], Any]:
-    """``parse``, then the value must be at most ``most`` (and at least ``least``):
-    every run ends by itself, and a value past the bound is a mistake, not a wish."""
-
-    def bounded(text: str) -> Any:
-        value = parse(text)
-        if least is not None and value < least:
-            raise OptionError(f"{text!r} must be >= {least:g}")
-        if value > most:
-            raise OptionError(f"{text!r} must be <= {most:g}")
-        return value
-
-    bounded.__name__ = parse.__name__
-    bounded.most = most  # type: ignore[attr-defined]
-    return bounded
-
-
-def rounds_or_auto(text: str) -> int | None:
-    """2 to 100 rounds, or ``auto`` (None): 2 where the sweeps' exact check runs, else 3."""
-    if str(text).strip().lower() == "auto":
-        return None
-    return at_most(positive_int, 100, least=2)(text)
-
-
-def fraction_or_off(text: str) -> float | None:
-    """A fraction 0..1, or ``off`` (None)."""
-    if str(text).strip().lower() in ("off", "none", ""):
-        return None
-    value = non_negative_float(text)
-    if value > 1:
-        raise OptionError(f"{text!r} must be a fraction of requests, 0..1")
-    return value
-
-
-ON = ("on", "yes", "true", "1")
-OFF = ("off", "no", "false", "0")
-
-
-def on_off(text: str) -> bool:
-    """``on`` or ``off`` (also yes/no, true/false, 1/0)."""
-    value = str(text).strip().lower()
-    if value in ON or value in OFF:
-        return value in ON
-    raise OptionError(f"{text!r} is not on or off")
-
-
-SERVER_LOOPS = ("auto", "asyncio", "uvloop")
-
-
-def server_loop(text: str) -> str:
-    """``auto`` (uvloop where installed), ``asyncio`` or ``uvloop``."""
-    value = str(text).strip().lower()
-    if value not in SERVER_LOOPS:
-        raise OptionError(f"{text!r} is not an event loop: use auto, asyncio or uvloop")
-    return value
+from .values import (MAX_DELAY_S, OptionError, any_int, at_most, fraction_or_off, non_negative_float, non_negative_int,
+                     on_off, positive_float, positive_int, rounds_or_auto, server_loop)
 
 
 def sampler_name(text: str) -> str:
@@ -248,7 +113,6 @@ class Option:
 
 
 AUTO_ROUNDS_WITH_SWEEPS, AUTO_ROUNDS_WITHOUT_SWEEPS = 2, 3
-MAX_DELAY_S = 3600.0  # the server's own bound on ?delay= (harness.server.protocol.MAX_DELAY_S)
 MAX_DEADLINE_S = 86_400.0  # a day: the longest any one experiment may be allowed to run
 
 OPTIONS: tuple[Option, ...] = (

@@ -22,7 +22,8 @@ from typing import Any
 from .clients import Variant, lookup, resolve, target_name
 from .driving import CommandProcess, ExperimentResult, Progress, Run, fill
 from .judging import VERDICTS
-from .options import Settings, UsageError, override
+from .options import Settings, override
+from .values import UsageError
 from .sampling.owned import sockets_of
 from .scenarios import COMMAND, SCENARIOS, SEVERAL_HOSTS, TCP_COUNT, WATCH, command, watch
 from .sampling import sites

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .judging import judge_runs
-from .options import OptionError
+from .values import OptionError
 from .sampling.owned import OwnedSocket, held_by, received_bytes, sockets_of
 from .sampling.sites import Site, listened_ports, site_for
 

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from harness.options import OptionError, settings_from
+from harness.options import settings_from
+from harness.values import OptionError
 from harness.sampling import BACKENDS, Backend, SocketCounter, register
 from harness.sampling.backends import Target
 from harness.server import FAULTS, fault_args

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.faces.cli import main
-from harness.options import OPTIONS, OptionError, Settings, override, settings_from
+from harness.options import OPTIONS, Settings, override, settings_from
+from harness.values import OptionError
 from harness.server import ServerProcess
 
 from .test_server import REQUEST_11, read_response

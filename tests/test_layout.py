@@ -17,22 +17,24 @@ HARNESS = ROOT / "harness"
 # part -> the parts it may import. A part is a package of harness/ or a top-level module.
 ALLOWED: dict[str, set[str]] = {
     "limits": set(),
+    "values": set(),  # what a flag, an ini key or an environment variable may hold, and the errors of bad ones
     "tcp_info": set(),  # the kernel's struct tcp_info, as the sampler and the server read it
     "lazy": set(),  # names a package exports, imported at their first use
-    "options": {"sampling"},  # the --sampler option's choices come from the backend registry
-    "server": {"options", "limits", "lazy", "tcp_info"},
+    "options": {"sampling", "values"},  # the --sampler option's choices come from the backend registry
+    "server": {"values", "limits", "lazy", "tcp_info"},
     "clients": set(),
     "sampling": {"tcp_info"},
     "judging": set(),
-    "driving": {"options", "server", "sampling", "judging"},
-    "scenarios": {"options", "server", "clients", "sampling", "judging", "driving"},
-    "runner": {"options", "server", "clients", "sampling", "judging", "driving", "scenarios"},
+    "driving": {"values", "options", "server", "sampling", "judging"},
+    "scenarios": {"values", "options", "server", "clients", "sampling", "judging", "driving"},
+    "runner": {"values", "options", "server", "clients", "sampling", "judging", "driving", "scenarios"},
     "report": {"sampling", "judging", "driving", "scenarios"},
     "peers": {"server"},  # other servers doing the slow server's job, for the bench to compare with
-    "bench": {"limits", "options", "server", "clients", "sampling", "report", "runner", "scenarios", "peers"},
-    "socket_leaks": {"options", "sampling", "judging"},
-    "faces": {"options", "server", "clients", "sampling", "judging", "driving", "scenarios", "runner", "report",
-              "bench", "socket_leaks"},
+    "bench": {"limits", "values", "options", "server", "clients", "sampling", "report", "runner", "scenarios",
+              "peers"},
+    "socket_leaks": {"values", "options", "sampling", "judging"},
+    "faces": {"values", "options", "server", "clients", "sampling", "judging", "driving", "scenarios", "runner",
+              "report", "bench", "socket_leaks"},
 }
 FACES = {"faces"}
 PURE_STDLIB = {"__future__", "collections", "dataclasses", "math", "typing"}  # all that judging may import

@@ -1,6 +1,7 @@
 import pytest
 
-from harness.options import OPTIONS, OptionError, Settings, settings_from
+from harness.options import OPTIONS, Settings, settings_from
+from harness.values import OptionError
 from harness.driving import make_schedule
 
 

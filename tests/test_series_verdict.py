@@ -4,7 +4,7 @@ import random
 import pytest
 
 from harness.driving import fill
-from harness.options import UsageError
+from harness.values import UsageError
 from harness.judging import GROWTH, PLATEAU, UNDECIDED, judge_series, theil_sen
 
 TIMES = [i * 0.05 for i in range(200)]  # 10 s at the default sample interval

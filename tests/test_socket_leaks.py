@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.options import OptionError
+from harness.values import OptionError
 from harness.sampling.owned import OwnedSocket
 from harness.sampling.sites import Site
 from harness.judging import GROWTH, PLATEAU, judge_runs

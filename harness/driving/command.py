@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from typing import IO
 
-from ..options import UsageError
+from ..values import UsageError
 from ..server import ServerError, ServerProcess
 
 PLACEHOLDERS = ("{url}", "{host}", "{port}")

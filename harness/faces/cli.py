@@ -22,17 +22,8 @@ from pathlib import Path
 from ..clients import VARIANTS, TargetError, expectation
 from ..driving import ExperimentError, talks_to_the_server
 from ..judging import VERDICTS
-from ..options import (
-    OPTIONS,
-    OneLineParser,
-    OptionError,
-    Settings,
-    UsageError,
-    argparse_type,
-    output_file,
-    positive_int,
-    settings_from,
-)
+from ..options import OPTIONS, Settings, output_file, settings_from
+from ..values import OneLineParser, OptionError, UsageError, argparse_type, positive_int
 from ..report import PLOTS_OFF, REPORT_NAME, comparison, draw, plain, write_json, write_report, write_session
 from ..report.text import figures_lines, outcome_lines, result_path_line, short_outcome, verdict_line
 from ..runner import Experiment

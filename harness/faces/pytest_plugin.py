@@ -18,7 +18,8 @@ from _pytest.runner import runtestprotocol  # pytest's own protocol, run unlogge
 
 from ..clients import TargetError
 from ..driving import ExperimentError, ExperimentResult
-from ..options import OPTIONS, OptionError, Settings, UsageError, override, settings_from
+from ..options import OPTIONS, Settings, override, settings_from
+from ..values import OptionError, UsageError
 from ..report import write_session
 from ..runner import Experiment, file_label, measured_so_far
 from ..sampling import choose_backend, sites

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-from ..options import positive_float, positive_int
+from ..values import positive_float, positive_int
 
 BODY = b"ok\n"
 

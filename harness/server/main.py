@@ -28,18 +28,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..limits import raise_open_files_limit
-from ..options import (
-    MAX_DELAY_S,
-    OneLineParser,
-    OptionError,
-    UsageError,
-    argparse_type,
-    at_most,
-    non_negative_float,
-    port,
-    positive_float,
-)
-from ..options import SERVER_LOOPS as LOOPS
+from ..values import (MAX_DELAY_S, OneLineParser, OptionError, UsageError, argparse_type, at_most, non_negative_float,
+                      port, positive_float)
+from ..values import SERVER_LOOPS as LOOPS
 from .faults import FAULT_FLAG, FAULTS, KNOBS, Faults, fault_help
 from .protocol import HEADER_TIMEOUT_S, PARSERS, SlowServer
 from .workers import MAX_WORKERS, Serving, cores

@@ -40,7 +40,7 @@ try:  # llhttp, in C: a plain request head in ~1.3 us, where h11 takes ~17 (the 
 except ImportError:  # optional: without it h11 reads every request
     httptools = None
 
-from ..options import MAX_DELAY_S  # ?delay= and --delay: at most an hour, so every run ends
+from ..values import MAX_DELAY_S  # ?delay= and --delay: at most an hour, so every run ends
 from ..tcp_info import LAST_DATA_RECV, LAST_DATA_RECV_AT, tick_s
 from .deadlines import Deadline, Deadlines
 from .faults import BODY, BY_NAME, COUNTERS, FAULT_QUERY, GAUGES, Fault, Faults, response_head

@@ -34,7 +34,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from ..options import UsageError
+from ..values import UsageError
 from .protocol import STATS_FIELDS, SlowServer, _backlog, bind_listener
 from .shared import Shared
 
