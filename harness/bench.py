@@ -4,7 +4,8 @@
   10,000 idle client connections open, per backend (median of several).
 * ``server``: the slow server holding 1k, 5k and 10k concurrent slow requests
   (2 s delay): latency overhead over the delay at p50/p99 as a client sees it,
-  requests dropped, server RSS. The client is an epoll loop in this process, on
+  requests dropped, memory (RSS, and PSS: what the process tree costs the machine);
+  each beside a Go net/http server, an aiohttp.web server and itself in one process. The client is an epoll loop in this process, on
   the same 2 cores, so its own cost (~5 us a request) is part of the figures.
 * ``verdict_s``: seconds from start to verdict for every built-in experiment.
 
@@ -45,7 +46,8 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 RESPONSE_END = b"ok\n"
 GOALS = {"sampler_ms": {1_000: 2.0, 10_000: 25.0}, "p99_overhead_ms": {10_000: 100.0}, "verdict_s": 3.0,
          "seed_pair_verdict_s": 1.5,  # `run faulty` and `run fixed`: the seed's pair, start to verdict
-         "sampler_vs_ss": 0.5, "sampler_vs_dump": 1.5, "server_vs_go_p99": 0.5}
+         "sampler_vs_ss": 0.5, "sampler_vs_dump": 1.5, "server_vs_go_p99": 0.5,
+         "server_vs_go_pss": 0.75}  # memory "well under Go's": at most three quarters of it, PSS of the whole tree
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -262,8 +264,9 @@ def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float 
             by_p99 = sorted(ours, key=lambda r: (r["p99_overhead_ms"] is None, r["p99_overhead_ms"] or 0))
             row = {**by_p99[len(by_p99) // 2], "rounds": ours, "peers": rows, "vs": {}}
             for name, theirs in rows.items():
-                row["vs"][name] = {f"{q}_ratio": [_ratio(a[f"{q}_overhead_ms"], b[f"{q}_overhead_ms"])
-                                                  for a, b in zip(ours, theirs)] for q in ("p50", "p99")}
+                row["vs"][name] = _round_ratios(ours, theirs)
+            if ONE_PROCESS in rows and "go" in rows:  # the default server (one process) beside Go as well
+                row["one_process_vs"] = {"go": _round_ratios(rows[ONE_PROCESS], rows["go"])}
             out[n] = row
             say(f"  server {n:>6} connections, {workers} worker{'s' if workers > 1 else ''}: "
                 f"p50 +{_spread([r['p50_overhead_ms'] or 0 for r in ours])} ms, "
@@ -275,8 +278,20 @@ def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float 
                     f"+{_spread([r['p99_overhead_ms'] or 0 for r in theirs])} ms, dropped "
                     f"{max(r['dropped'] for r in theirs)}, RSS {theirs[0]['rss_mb']} MB, PSS {theirs[0]['pss_mb']} MB; "
                     f"ours/theirs "
-                    f"p50 {_spread_or_none(vs['p50_ratio'])}, p99 {_spread_or_none(vs['p99_ratio'])}")
+                    f"p50 {_spread_or_none(vs['p50_ratio'])}, p99 {_spread_or_none(vs['p99_ratio'])}, "
+                    f"memory {_spread_or_none(vs['pss_ratio'])}")
+            for name, vs in row.get("one_process_vs", {}).items():
+                say(f"    {ONE_PROCESS} vs {name}: p50 {_spread_or_none(vs['p50_ratio'])}, "
+                    f"p99 {_spread_or_none(vs['p99_ratio'])}, memory {_spread_or_none(vs['pss_ratio'])}")
     return out
+
+
+def _round_ratios(ours: list[dict], theirs: list[dict]) -> dict[str, list[float | None]]:
+    """{p50_ratio, p99_ratio, pss_ratio: [one a round]}: overheads, and memory (PSS), ours over theirs."""
+    ratios = {f"{q}_ratio": [_ratio(a[f"{q}_overhead_ms"], b[f"{q}_overhead_ms"]) for a, b in zip(ours, theirs)]
+              for q in ("p50", "p99")}
+    ratios["pss_ratio"] = [_ratio(a["pss_mb"], b["pss_mb"]) for a, b in zip(ours, theirs)]
+    return ratios
 
 
 def _ratio(ours: float | None, theirs: float | None) -> float | None:
@@ -291,11 +306,12 @@ def _spread_or_none(values: Sequence[float | None]) -> str:
     return _spread(known) if known else "-"
 
 
-def server_ratios(server: dict, peer: str) -> dict:
-    """{connections: {p50_ratio, p99_ratio}}: medians over the rounds, for bench.json."""
+def server_ratios(server: dict, peer: str, ours: str = "vs") -> dict:
+    """{connections: {p50_ratio, p99_ratio, pss_ratio}}: medians over the rounds, for bench.json; ``ours``
+    "one_process_vs": the slow server in one process's, not its workers'."""
     out = {}
     for n, row in server.items():
-        vs = row.get("vs", {}).get(peer)
+        vs = row.get(ours, {}).get(peer)
         if vs:
             out[n] = {key: (statistics.median([v for v in values if v is not None])
                             if any(v is not None for v in values) else None) for key, values in vs.items()}
@@ -413,6 +429,7 @@ def run_bench(settings: Settings, parts: Sequence[str], say: Callable[[str], Non
         figures["server_vs_aiohttp"] = server_ratios(figures["server"], "aiohttp")
         figures["server_vs_go"] = server_ratios(figures["server"], "go")
         figures["server_vs_one_process"] = server_ratios(figures["server"], ONE_PROCESS)
+        figures["one_process_vs_go"] = server_ratios(figures["server"], "go", ours="one_process_vs")
     if "sites" in parts:
         say("sites: what recording where each connection is opened costs")
         figures["sites"] = bench_sites(say)
@@ -429,6 +446,12 @@ def run_bench(settings: Settings, parts: Sequence[str], say: Callable[[str], Non
 
 def _met(value: float, goal: float) -> str:
     return "met" if value <= goal else "NOT met"
+
+
+def _met_all(*pairs: float | None) -> str:
+    """"met" when every (value, goal) pair given in turn has its value, at most its goal."""
+    values, goals = pairs[::2], pairs[1::2]
+    return "met" if all(v is not None and v <= g for v, g in zip(values, goals)) else "NOT met"
 
 
 def table(figures: dict) -> str:
@@ -453,14 +476,20 @@ def table(figures: dict) -> str:
             line += (f", {_spread(peers['vs_ss'])}x ss (goal <= {GOALS['sampler_vs_ss']}: "
                      f"{_met(statistics.median(peers['vs_ss']), GOALS['sampler_vs_ss'])})")
         lines.append(line)
-    for peer in ("go", "aiohttp", ONE_PROCESS):
-        for n, ratios in figures.get(f"server_vs_{peer.replace('-', '_')}", {}).items():
-            p50, p99 = ratios["p50_ratio"], ratios["p99_ratio"]
-            goal = GOALS["server_vs_go_p99"] if peer == "go" else None
-            lines.append(f"server {int(n):>6} connections vs {peer}: ours/theirs p50 {p50}, p99 {p99}"
-                         + (f"   goal p99 <= {goal}, p50 <= 1: " + ("met" if p99 is not None and p99 <= goal and
-                                                                   p50 is not None and p50 <= 1 else "NOT met")
-                            if goal else ""))
+    workers = figures.get("server_workers")
+    for key, who in (("server_vs_go", "ours"), ("one_process_vs_go", ONE_PROCESS), ("server_vs_aiohttp", "ours"),
+                     ("server_vs_one_process", "ours")):
+        peer = key.rpartition("_vs_")[2].replace("_", "-")
+        if who == "ours" and workers:
+            who = f"ours ({workers} workers)"
+        for n, ratios in figures.get(key, {}).items():
+            p50, p99, pss = ratios["p50_ratio"], ratios["p99_ratio"], ratios.get("pss_ratio")
+            line = f"server {int(n):>6} connections, {who} vs {peer}: p50 {p50}, p99 {p99}, memory {pss}"
+            if peer == "go":
+                line += (f"   goal p99 <= {GOALS['server_vs_go_p99']}, p50 <= 1: "
+                         + _met_all(p99, GOALS["server_vs_go_p99"], p50, 1.0)
+                         + f"; memory <= {GOALS['server_vs_go_pss']}: " + _met_all(pss, GOALS["server_vs_go_pss"]))
+            lines.append(line)
     for n, row in figures.get("watch", {}).items():
         lines.append(f"watch sample, a process holding {int(n):>5} sockets  {_spread(row['sample_ms'])} ms, "
                      f"{_spread(row['vs_psutil'])}x psutil's")

@@ -25,7 +25,8 @@ def test_sampler_and_server_figures_at_small_sizes():
     theirs = row["peers"]["aiohttp"]
     assert len(theirs) == len(row["rounds"]) == 2 and all(r["dropped"] == 0 and r["rss_mb"] > 0 for r in theirs)
     assert len(row["vs"]["aiohttp"]["p99_ratio"]) == 2
-    assert server_ratios(server, "aiohttp")[50].keys() == {"p50_ratio", "p99_ratio"}
+    assert server_ratios(server, "aiohttp")[50].keys() == {"p50_ratio", "p99_ratio", "pss_ratio"}
+    assert row["vs"]["aiohttp"]["pss_ratio"][0] == round(row["rounds"][0]["pss_mb"] / theirs[0]["pss_mb"], 3)
     text = table({"sampler_ms": sampler, "sampler_peers": peers, "server": server})
     assert "sampler netlink" in text and "server     50 connections" in text
     assert "x the bare dump (goal <= 1.5: " in text and "x ss (goal <= 0.5: " in text
@@ -65,3 +66,22 @@ def test_the_seed_pairs_verdict_goal_is_judged():
     assert f"the seed's pair, run faulty {goal - 0.3:.2f} s, run fixed {goal:.2f} s; goal <= {goal} s each: met" in met
     missed = table({"verdict_s": {"tcp_count-faulty": goal - 0.3, "tcp_count-fixed": goal + 0.01}})
     assert missed.endswith(f"goal <= {goal} s each: NOT met")
+
+
+def test_the_server_is_judged_against_go_on_latency_and_memory():
+    """Ours (its workers) and the server in one process, each beside Go: p99 <= 0.5, p50 <= 1, memory <= 0.75."""
+    from harness.bench import GOALS, _round_ratios
+
+    def row(p50: float, p99: float, pss: float) -> dict:
+        return {"p50_overhead_ms": p50, "p99_overhead_ms": p99, "pss_mb": pss}
+
+    ratios = _round_ratios([row(10, 20, 30), row(12, 30, 40)], [row(20, 80, 40), row(10, 60, 40)])
+    assert ratios == {"p50_ratio": [0.5, 1.2], "p99_ratio": [0.25, 0.5], "pss_ratio": [0.75, 1.0]}
+    text = table({"server_workers": 2,
+                  "server_vs_go": {"5000": {"p50_ratio": 0.5, "p99_ratio": 0.4, "pss_ratio": 0.9}},
+                  "one_process_vs_go": {"5000": {"p50_ratio": 0.8, "p99_ratio": 0.6, "pss_ratio": 0.7}}})
+    ours, one = text.splitlines()
+    assert ours.startswith("server   5000 connections, ours (2 workers) vs go: p50 0.5, p99 0.4, memory 0.9")
+    assert ours.endswith(f"p50 <= 1: met; memory <= {GOALS['server_vs_go_pss']}: NOT met")
+    assert one.startswith("server   5000 connections, one-process vs go: p50 0.8, p99 0.6, memory 0.7")
+    assert one.endswith(f"p50 <= 1: NOT met; memory <= {GOALS['server_vs_go_pss']}: met")
