@@ -219,30 +219,35 @@ def _overheads(figures: dict, n: int, delay: float) -> dict:
 
 
 SERVER_ROUNDS = 3  # each size, each server, this many times, alternating: a median and a range
-ONE_PROCESS = "one-process"  # the peer that is the slow server itself with --workers 1
+WORKERS = "workers"  # the peer that is the slow server itself with --workers N
 
 
 def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float = SERVER_DELAY_S,
-                 rounds: int = SERVER_ROUNDS, peers: Sequence[str] = ("aiohttp", "go", ONE_PROCESS),
+                 rounds: int = SERVER_ROUNDS, peers: Sequence[str] = ("aiohttp", "go", WORKERS),
                  workers: int | None = None) -> dict:
     """{connections: {the slow server's row (the round of median p99), "rounds": [rows],
-    "peers": {peer: [rows]}, "vs": {peer: {p50_ratio, p99_ratio: [per round]}}}}.
+    "peers": {peer: [rows]}, "vs": {peer: {p50_ratio, p99_ratio, pss_ratio: [per round]}},
+    "workers_vs": {"go": {...}}}}.
 
-    Every round holds ``n`` concurrent slow requests on the slow server (``--workers``
-    ``workers``, one a core by default) and on each peer (``harness.peers``, and the slow
-    server in one process) in turn, with the same client and delay; ratios are ours over
-    theirs (below 1: ours adds less). A peer that cannot run (no ``go``) is left out and
-    said so."""
+    Every round holds ``n`` concurrent slow requests on the slow server as everyone runs it
+    (one process, the default) and on each peer in turn (``harness.peers``, and the slow
+    server with ``--workers`` ``workers``, one a core by default), with the same client and
+    delay; ratios are ours over theirs (below 1: ours adds less, or takes less memory). A
+    peer that cannot run (no ``go``, one core) is left out and said so."""
     from .peers import AiohttpPeer, GoPeer, build_go, peer_folder
 
     limit = raise_open_files_limit()
     out: dict = {}
     with peer_folder() as folder:
         workers = workers or cores()
-        makers: dict[str, Callable[[], ServerProcess]] = {
-            "ours": lambda: ServerProcess(delay=delay, track_interval=3600, extra_args=("--workers", str(workers)))}
-        if ONE_PROCESS in peers and workers > 1:
-            makers[ONE_PROCESS] = lambda: ServerProcess(delay=delay, track_interval=3600)
+        makers: dict[str, Callable[[], ServerProcess]] = {"ours": lambda: ServerProcess(delay=delay,
+                                                                                         track_interval=3600)}
+        if WORKERS in peers:
+            if workers > 1:
+                makers[WORKERS] = lambda: ServerProcess(delay=delay, track_interval=3600,
+                                                        extra_args=("--workers", str(workers)))
+            else:
+                say("  server peers: one core here: no --workers beside one process")
         if "aiohttp" in peers:
             makers["aiohttp"] = lambda: AiohttpPeer(delay=delay)
         if "go" in peers:
@@ -265,10 +270,10 @@ def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float 
             row = {**by_p99[len(by_p99) // 2], "rounds": ours, "peers": rows, "vs": {}}
             for name, theirs in rows.items():
                 row["vs"][name] = _round_ratios(ours, theirs)
-            if ONE_PROCESS in rows and "go" in rows:  # the default server (one process) beside Go as well
-                row["one_process_vs"] = {"go": _round_ratios(rows[ONE_PROCESS], rows["go"])}
+            if WORKERS in rows and "go" in rows:  # the server's --workers beside Go as well
+                row["workers_vs"] = {"go": _round_ratios(rows[WORKERS], rows["go"])}
             out[n] = row
-            say(f"  server {n:>6} connections, {workers} worker{'s' if workers > 1 else ''}: "
+            say(f"  server {n:>6} connections: "
                 f"p50 +{_spread([r['p50_overhead_ms'] or 0 for r in ours])} ms, "
                 f"p99 +{_spread([r['p99_overhead_ms'] or 0 for r in ours])} ms, dropped "
                 f"{max(r['dropped'] for r in ours)}, RSS {row['rss_mb']} MB, PSS {row['pss_mb']} MB ({rounds} rounds)")
@@ -280,8 +285,8 @@ def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float 
                     f"ours/theirs "
                     f"p50 {_spread_or_none(vs['p50_ratio'])}, p99 {_spread_or_none(vs['p99_ratio'])}, "
                     f"memory {_spread_or_none(vs['pss_ratio'])}")
-            for name, vs in row.get("one_process_vs", {}).items():
-                say(f"    {ONE_PROCESS} vs {name}: p50 {_spread_or_none(vs['p50_ratio'])}, "
+            for name, vs in row.get("workers_vs", {}).items():
+                say(f"    {workers} {WORKERS} vs {name}: p50 {_spread_or_none(vs['p50_ratio'])}, "
                     f"p99 {_spread_or_none(vs['p99_ratio'])}, memory {_spread_or_none(vs['pss_ratio'])}")
     return out
 
@@ -308,7 +313,7 @@ def _spread_or_none(values: Sequence[float | None]) -> str:
 
 def server_ratios(server: dict, peer: str, ours: str = "vs") -> dict:
     """{connections: {p50_ratio, p99_ratio, pss_ratio}}: medians over the rounds, for bench.json; ``ours``
-    "one_process_vs": the slow server in one process's, not its workers'."""
+    "workers_vs": the slow server's with --workers, not the default's."""
     out = {}
     for n, row in server.items():
         vs = row.get(ours, {}).get(peer)
@@ -428,8 +433,8 @@ def run_bench(settings: Settings, parts: Sequence[str], say: Callable[[str], Non
         figures["server"] = bench_server(SERVER_CONNECTIONS, say, workers=workers)
         figures["server_vs_aiohttp"] = server_ratios(figures["server"], "aiohttp")
         figures["server_vs_go"] = server_ratios(figures["server"], "go")
-        figures["server_vs_one_process"] = server_ratios(figures["server"], ONE_PROCESS)
-        figures["one_process_vs_go"] = server_ratios(figures["server"], "go", ours="one_process_vs")
+        figures["server_vs_workers"] = server_ratios(figures["server"], WORKERS)
+        figures["workers_vs_go"] = server_ratios(figures["server"], "go", ours="workers_vs")
     if "sites" in parts:
         say("sites: what recording where each connection is opened costs")
         figures["sites"] = bench_sites(say)
@@ -477,11 +482,11 @@ def table(figures: dict) -> str:
                      f"{_met(statistics.median(peers['vs_ss']), GOALS['sampler_vs_ss'])})")
         lines.append(line)
     workers = figures.get("server_workers")
-    for key, who in (("server_vs_go", "ours"), ("one_process_vs_go", ONE_PROCESS), ("server_vs_aiohttp", "ours"),
-                     ("server_vs_one_process", "ours")):
-        peer = key.rpartition("_vs_")[2].replace("_", "-")
-        if who == "ours" and workers:
-            who = f"ours ({workers} workers)"
+    for key in ("server_vs_go", "workers_vs_go", "server_vs_aiohttp", "server_vs_workers"):
+        who, _, peer = key.partition("_vs_")
+        who = "ours" if who == "server" else f"ours with {workers} workers"
+        if peer == WORKERS:
+            peer = f"{workers} workers"
         for n, ratios in figures.get(key, {}).items():
             p50, p99, pss = ratios["p50_ratio"], ratios["p99_ratio"], ratios.get("pss_ratio")
             line = f"server {int(n):>6} connections, {who} vs {peer}: p50 {p50}, p99 {p99}, memory {pss}"

@@ -7,6 +7,8 @@ nearly valid, where the two could disagree (the server fuzzer's malformed input,
 ``test_fuzz.py``, goes through this path too)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -128,3 +130,11 @@ def test_a_plain_path_skips_urlsplit(monkeypatch):
     monkeypatch.setattr(protocol, "urlsplit", None)  # called: a TypeError
     assert split_target(b"/") == ("/", {})
     assert split_target(b"/stats") == ("/stats", {})
+
+
+def test_a_server_that_reads_only_plain_heads_never_loads_h11():
+    """h11 (~0.8 MB of a server's memory) is imported at the first request that is not one plain head."""
+    probe = ("import sys, harness.server.main, harness.server.protocol as p; "
+             "p.read_plain_head(b'GET / HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n'); print('h11' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
