@@ -1,8 +1,9 @@
 """The slow server's protocol: one asyncio event loop serves every connection;
-h11 parses requests. A pending response is a timer, not a thread, so thousands
-of slow connections cost little. The delay counts from when the loop woke up
-with the request's data, so a request that waited behind thousands of others to
-be parsed is not answered late.
+httptools reads a plain request head, h11 the rest. A pending response is a timer,
+not a thread, so thousands of slow connections cost little. The delay counts from
+when the request's data arrived (``SlowServer.arrival``: the kernel's word where
+the loop reads late), so a request that waited behind thousands of others to be
+read is not answered late.
 
 Every request waits the server's delay (or ``?delay=S``), then gets ``200`` with
 a short body, ``Content-Length`` and ``Connection: keep-alive``; the connection

@@ -11,14 +11,14 @@ status 1). SIGTERM or SIGINT to it stops it, then the others (SIGTERM, SIGKILL a
 ``STOP_GRACE_S``); killed outright, it takes them along (each asked the kernel for SIGTERM
 at its parent's death).
 
-Why: one event loop reads and answers ~13 us a request, so 10,000 requests at once queue
-~130 ms behind each other; two workers on two cores add p99 +34-43 ms where one process
-adds +144-148 (the bench at 10,000, two runs: ``server_vs_one_process``), at the price of
-the pages each worker writes after the fork (~6 MB each, besides its connections). Worker
-0 serving rather than only supervising saves a third copy of them: two workers holding
-5,000 connections took 41 MB (PSS) under a parent that only supervised, 35 with worker 0
-serving (one process: 29).
-Linux only (SO_REUSEPORT spreads connections there, pidfds watch the workers).
+Why: one event loop writes each answer in ~8 us (most of it the send), so 10,000 answers
+due within ~30 ms go out over ~80; two workers on two cores add about half of what one
+process adds (the bench at 10,000, two runs: p99 +20-25 ms against +39-42,
+``server_vs_workers``), at the price of the pages each worker writes after the fork (~6 MB
+each, besides its connections): 1.2x one process's memory. Worker 0 serving rather than
+only supervising saves a third copy of them: two workers holding 5,000 connections took
+41 MB (PSS) under a parent that only supervised, 35 with worker 0 serving (one process:
+29). Linux only (SO_REUSEPORT spreads connections there, pidfds watch the workers).
 """
 from __future__ import annotations
 
