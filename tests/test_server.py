@@ -167,9 +167,11 @@ def test_notices_a_client_that_hangs_up_early(start_slow_server):
     with connect(server) as s:
         s.sendall(REQUEST_11)
         wait_for(server.stats, lambda st: st["active_requests"] == 1)
+        client = "%s:%d" % s.getsockname()[:2]
     stats = wait_for(server.stats, lambda st: st["hung_up_early"] == 1)
     assert stats["active_requests"] == 0 and stats["requests_served"] == 0
-    wait_for(server.stderr_text, lambda text: "hung up" in text)
+    # the log names the client, though its connection is gone when the line is written
+    wait_for(server.stderr_text, lambda text: f"client {client} hung up" in text)
     assert "Traceback" not in server.stderr_text()
 
 

@@ -166,6 +166,7 @@ async def serve(args: argparse.Namespace, made: Certificates | None = None,
         print(f"harness.server: warning: listening on {server.address} (--host {args.host}), beyond loopback: "
               "any machine that can reach it can make it hold connections", file=sys.stderr, flush=True)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))  # --workers' worker 0 blocked them
+    return_freed_heap()
     if worker is None:
         print(json.dumps(ready_line(args, server.port, made)), flush=True)
     else:
@@ -183,6 +184,17 @@ async def serve(args: argparse.Namespace, made: Certificates | None = None,
         f"hung up early={server.stats.hung_up_early} accepted={server.stats.connections_accepted}"
     )
     return 0
+
+
+def return_freed_heap() -> bool:
+    """Give the kernel back the heap's pages freed since the start (imports, flags, the listener): ~1.5 MB of an
+    idle server's ~25 (PSS), a ms once. glibc's malloc_trim; elsewhere nothing (False)."""
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL(None).malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return False
 
 
 def ready_line(args: argparse.Namespace, port: int, made: Certificates | None) -> dict:

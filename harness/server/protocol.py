@@ -346,7 +346,6 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
     def __init__(self, server: SlowServer, stalled: bool = False) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.peer = "?"
         # h11, made when a request is not one plain head (``read_plain_head``), and anew for each such request
         self.parser: h11.Connection | None = None
         self.request: Request | None = None
@@ -366,15 +365,19 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
         self.fresh = True  # nothing received yet: an h2c preface may come
         self.connecting: Deadline | None = None  # counted in ``connecting`` until its first bytes
 
+    @property
+    def peer(self) -> str:
+        """The client's address and port, for a log line: made when asked (both loops keep the address after the
+        close), not a string a connection (~64 bytes each)."""
+        address = self.transport.get_extra_info("peername") if self.transport is not None else None
+        return f"{address[0]}:{address[1]}" if address else "?"
+
     # asyncio callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # not isinstance(transport, asyncio.Transport): uvloop's transports do not derive from it
         # (an assert here once failed every request under uvloop)
         # TCP_NODELAY is set already: asyncio and uvloop set it on every TCP transport (tests/test_server_http.py)
         self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        if peer:
-            self.peer = f"{peer[0]}:{peer[1]}"
         self.server.connections.add(self)
         self.server.stats.open_connections += 1
         self.server.stats.connections_accepted += 1
