@@ -220,6 +220,8 @@ def settings_from(values: Mapping[str, Any], environ: Mapping[str, str] | None =
             raw, source = environ[option.env], option.env
         if raw is None:
             continue
+        if raw == []:  # argparse drops a value of "--" (``--results-dir=--``) and leaves an empty list
+            raw = "--"
         try:
             chosen[option.name] = option.parse(raw)
         except OptionError as exc:
