@@ -110,7 +110,7 @@ def test_after_the_fuzzing_every_counter_settles(fuzz_server):
 VALUES = st.one_of(
     st.sampled_from(["", " ", "-1", "0", "1", "2", "0.5", "nan", "inf", "-inf", "1e999", "1e9", "9" * 5000,
                      " 3 ", "off", "none", "auto", "netlink", "psutil", "results", "/", "a\x00b", "\n", "3.0",
-                     "0x10", "1_000", "\u0661", "on", "yes", "no", "false", "On ", "--"]),
+                     "0x10", "1_000", "\u0661", "on", "yes", "no", "false", "On "]),
     st.text(max_size=12),
     st.floats().map(repr),
     st.integers().map(str),
@@ -151,7 +151,8 @@ def test_every_option_value_is_taken_or_refused_in_one_line(option, value):
 
 def test_a_value_of_two_dashes_is_read_as_given():
     """``--results-dir=--``: argparse hands over an empty list, not "--" (hypothesis found it in a soak run, a
-    traceback): the value is judged, and refused in one line that names it."""
+    traceback): the value is judged, and refused in one line that names it. (Not among the fuzzed values: to an
+    option whose value may be left out, ``--tls=--`` is argparse's bare ``--tls``.)"""
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
         assert main(["run", "no-such-variant", "--results-dir=--", "--rounds=--"]) == 2
