@@ -9,18 +9,10 @@ import pytest
 
 from harness.server.deadlines import COMPACT_AT, DUE_SLACK_S, Deadlines
 
-from .server_loops import LOOPS
+from .server_loops import LOOPS, run_on
 
 AFTER_S = 0.05  # short, so a test waits little
 WAIT_S = 5.0  # for the expiries: 0.05 s each, and a loaded machine's scheduling on top
-
-
-def run_on(loop_name: str, coroutine) -> object:
-    if loop_name == "uvloop":
-        import uvloop
-
-        return uvloop.run(coroutine)
-    return asyncio.run(coroutine)
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)

@@ -10,8 +10,7 @@ import pytest
 from harness.limits import raise_open_files_limit
 from harness.server.protocol import SlowServer
 
-from .server_loops import LOOPS
-from .test_deadlines import run_on
+from .server_loops import LOOPS, run_on
 from .test_server import REQUEST_11, connect, read_response
 
 BURST = 10_000  # the bench's size; at 5,000 uvloop's server kept up and the old stamps passed (3 runs of 3)

@@ -21,8 +21,7 @@ from .test_server import REQUEST_11, connect, read_response
 from .test_server_faults import read_until_closed
 from .tools import tool
 from .waiting import wait_for
-from .server_loops import LOOPS, start_slow_server  # noqa: F401  (each test on every event loop)
-from .test_deadlines import run_on
+from .server_loops import LOOPS, run_on, start_slow_server  # noqa: F401  (each test on every event loop)
 
 HEADER_TIMEOUT_S = "0.3"  # short, so a test waits for it briefly; the default is a minute
 
