@@ -4,7 +4,7 @@
   10,000 idle client connections open, per backend (median of several).
 * ``server``: the slow server holding 1k, 5k and 10k concurrent slow requests
   (2 s delay): latency overhead over the delay at p50/p99 as a client sees it,
-  requests dropped, memory (RSS, and PSS: what the process tree costs the machine);
+  requests dropped, memory holding them (RSS, and PSS: what the process tree costs the machine);
   each beside a Go net/http server, an aiohttp.web server and itself in one process. The client is an epoll loop in this process, on
   the same 2 cores, so its own cost (~5 us a request) is part of the figures.
 * ``verdict_s``: seconds from start to verdict for every built-in experiment.
@@ -47,7 +47,8 @@ RESPONSE_END = b"ok\n"
 GOALS = {"sampler_ms": {1_000: 2.0, 10_000: 25.0}, "p99_overhead_ms": {10_000: 100.0}, "verdict_s": 3.0,
          "seed_pair_verdict_s": 1.5,  # `run faulty` and `run fixed`: the seed's pair, start to verdict
          "sampler_vs_ss": 0.5, "sampler_vs_dump": 1.5, "server_vs_go_p99": 0.5,
-         "server_vs_go_pss": 0.75}  # memory "well under Go's": at most three quarters of it, PSS of the whole tree
+         "server_vs_go_pss": 0.75,  # memory "well under Go's": at most three quarters of it, PSS of the whole tree
+         "server_vs_go_at": (5_000, 10_000)}  # the sizes the server_vs_go goals are set for; 1,000 is shown, not judged
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -131,9 +132,15 @@ def bench_sampler(sizes: Sequence[int], say: Callable[[str], None]) -> tuple[dic
     return out, peers
 
 
-def _hold(server: ServerProcess, n: int, timeout_s: float = 60.0) -> dict:
+def _hold(server: ServerProcess, n: int, delay: float, timeout_s: float = 60.0) -> dict:
     """Open ``n`` keep-alive connections, then send one request on each at once and
     time each from its send to its whole response (s).
+
+    The server's memory is read once, halfway through ``delay`` after the burst: ``n`` slow
+    requests in flight, every one read (a burst of 10k takes ~0.1 s to read) and none
+    answered. Read as soon as the connections are open it would count what a server has
+    accepted so far: Go's net/http at 5,000 read 22-33 MB then, 44 MB a second later, 84 MB
+    holding the requests (ours 28, 28, 33: a probe, same run).
 
     The client is one epoll loop on non-blocking sockets: a send (~8 us, most of it the
     kernel's loopback delivery) and a timestamp per request, then a recv (~3 us) per
@@ -147,7 +154,8 @@ def _hold(server: ServerProcess, n: int, timeout_s: float = 60.0) -> dict:
             socks.append(socket.create_connection((server.host, server.port), timeout=30))
         except OSError as exc:
             failures.append(f"connect: {type(exc).__name__}")
-    rss_mb, pss_mb = _tree_memory_mb(server.pid)
+    memory: tuple[float, float | None] | None = None  # (RSS, PSS) MB, in flight
+    memory_after_s = answered_before_memory = None  # when it was read, after the burst's start; answers by then
     poller = select.epoll(len(socks) or 1)
     by_fd = {s.fileno(): s for s in socks}
     sent: dict[int, float] = {}
@@ -165,9 +173,15 @@ def _hold(server: ServerProcess, n: int, timeout_s: float = 60.0) -> dict:
             except OSError as exc:
                 failures.append(f"send: {type(exc).__name__}")
                 poller.unregister(fd)
+        burst_at = min(sent.values(), default=clock())
+        in_flight_at = burst_at + delay / 2  # a second after the burst: ~10x the time the server takes to read it
         deadline = clock() + timeout_s
         while len(latencies) + len(failures) < n and clock() < deadline:
-            for fd, _ in poller.poll(1.0):
+            if memory is None and clock() >= in_flight_at:
+                memory_after_s, answered_before_memory = clock() - burst_at, len(latencies)
+                memory = _tree_memory_mb(server.pid)  # ~10 ms at 10k, long before an answer is due
+            wait = 1.0 if memory is not None else min(1.0, max(0.0, in_flight_at - clock()))
+            for fd, _ in poller.poll(wait):
                 try:
                     chunk = by_fd[fd].recv(4096)
                 except OSError as exc:
@@ -187,7 +201,10 @@ def _hold(server: ServerProcess, n: int, timeout_s: float = 60.0) -> dict:
         for s in socks:  # reset, not closed: 10k TIME_WAITs would slow every later socket dump for 60 s
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
-    return {"latencies": list(latencies.values()), "failures": failures, "rss_mb": rss_mb, "pss_mb": pss_mb}
+    if memory is None:  # every request failed or was answered before its delay was half over: read it now
+        memory = _tree_memory_mb(server.pid)
+    return {"latencies": list(latencies.values()), "failures": failures, "rss_mb": memory[0], "pss_mb": memory[1],
+            "memory_after_s": memory_after_s, "answered_before_memory": answered_before_memory}
 
 
 def _tree_memory_mb(pid: int) -> tuple[float, float | None]:
@@ -264,7 +281,7 @@ def bench_server(sizes: Sequence[int], say: Callable[[str], None], delay: float 
             for _ in range(rounds):
                 for name, make in makers.items():
                     with make() as server:
-                        rows[name].append(_overheads(_hold(server, n), n, delay))
+                        rows[name].append(_overheads(_hold(server, n, delay), n, delay))
             ours = rows.pop("ours")
             by_p99 = sorted(ours, key=lambda r: (r["p99_overhead_ms"] is None, r["p99_overhead_ms"] or 0))
             row = {**by_p99[len(by_p99) // 2], "rounds": ours, "peers": rows, "vs": {}}
@@ -490,7 +507,9 @@ def table(figures: dict) -> str:
         for n, ratios in figures.get(key, {}).items():
             p50, p99, pss = ratios["p50_ratio"], ratios["p99_ratio"], ratios.get("pss_ratio")
             line = f"server {int(n):>6} connections, {who} vs {peer}: p50 {p50}, p99 {p99}, memory {pss}"
-            if peer == "go":
+            if peer == "go" and int(n) not in GOALS["server_vs_go_at"]:
+                line += "   (goals are set at " + " and ".join(f"{at:,}" for at in GOALS["server_vs_go_at"]) + ")"
+            elif peer == "go":
                 line += (f"   goal p99 <= {GOALS['server_vs_go_p99']}, p50 <= 1: "
                          + _met_all(p99, GOALS["server_vs_go_p99"], p50, 1.0)
                          + f"; memory <= {GOALS['server_vs_go_pss']}: " + _met_all(pss, GOALS["server_vs_go_pss"]))
