@@ -10,6 +10,8 @@ from pathlib import Path
 
 import psutil
 
+from .waiting import alive
+
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_DEADLINE_S = 15  # stopping servers takes ~0.1 s each; 15 s covers a loaded machine
 
@@ -25,7 +27,8 @@ class Interrupted:
 def interrupt(args: list[str], when: Callable[[list[str]], bool], sig: signal.Signals) -> Interrupted:
     """Run ``python -m harness ARGS``; once ``when(lines so far)`` (a line, not a time),
     send ``sig``; wait for it to exit (bounded) and return what is known."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE,
+    # faulthandler: a run still there after the deadline is sent SIGABRT, and prints where each of its threads is
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "harness", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         lines: list[str] = []
@@ -37,16 +40,22 @@ def interrupt(args: list[str], when: Callable[[list[str]], bool], sig: signal.Si
         children = me.children(recursive=True)
         servers = {(c.raddr.ip, c.raddr.port) for c in me.net_connections(kind="tcp") if c.raddr}
         proc.send_signal(sig)
-        status = proc.wait(timeout=EXIT_DEADLINE_S)
+        try:  # communicate, not wait: what it prints while it stops must not fill a pipe nobody reads and block it
+            _, stderr = proc.communicate(timeout=EXIT_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # its threads' stacks to stderr, then it ends
+            try:
+                _, stderr = proc.communicate(timeout=EXIT_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, stderr = proc.communicate()
+            raise AssertionError(f"still running {EXIT_DEADLINE_S} s after {sig.name}; it printed:\n{stderr[-3000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        stderr = proc.stderr.read()
-        proc.stderr.close()
-    return Interrupted(status, stderr, children, servers)
+            proc.communicate()
+    return Interrupted(proc.returncode, stderr, children, servers)
 
 
 def still_running(children: list) -> list:
-    return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    return [c for c in children if alive(c)]

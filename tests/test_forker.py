@@ -16,7 +16,7 @@ import requests
 from harness.server import ServerError, ServerProcess
 from harness.server import forker as forking
 
-from .waiting import wait_for
+from .waiting import alive, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ def test_a_forked_server_answers_and_ends_on_sigterm_with_status_0(own_forker):
     assert requests.get(f"http://127.0.0.1:{ready['port']}/", timeout=5).text == "ok\n"
     server.terminate()
     assert server.wait(timeout=5) == 0
-    assert not psutil.pid_exists(server.pid) or psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
+    assert not alive(server.pid)
     server.stdout.close()
     server.stderr.close()
 
@@ -107,14 +107,7 @@ def test_neither_the_forker_nor_its_servers_outlive_their_caller(how):
     pids = [started["forker"], *started["servers"]]
 
     def running():
-        alive = []
-        for pid in pids:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    alive.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        return alive
+        return [pid for pid in pids if alive(pid)]
 
     # SIGTERM ends a server in ~0.1 s; the forker waits 5 s before SIGKILL: 15 s covers a loaded machine
     wait_for(running, lambda alive: not alive, deadline_s=15)
@@ -172,8 +165,7 @@ def test_a_forked_harness_run_forks_its_servers_too_and_they_end_with_it(own_for
         run.communicate(30)  # SIGKILLed: its end is reported within ms; 30 s for a loaded machine
     assert run.returncode == -signal.SIGKILL
     # the forker saw its socket close: SIGTERM ends the server in ~0.1 s (SIGKILL after 5 s); 15 s for a loaded machine
-    wait_for(lambda: server.is_running() and server.status() != psutil.STATUS_ZOMBIE, lambda alive: not alive,
-             deadline_s=15)
+    wait_for(lambda: alive(server), lambda running: not running, deadline_s=15)
 
 
 def test_a_run_killed_with_a_message_unread_leaves_the_forker_serving(own_forker, tmp_path):

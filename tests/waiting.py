@@ -6,7 +6,20 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import psutil
+
 T = TypeVar("T")
+
+
+def alive(process: psutil.Process | int) -> bool:
+    """Whether a process (or pid) still runs: not gone, not a zombie. It may end between two
+    reads of it (is_running, then status: a soak saw NoSuchProcess there), so one read, and its
+    end read as an answer."""
+    try:
+        process = process if isinstance(process, psutil.Process) else psutil.Process(process)
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def wait_for(probe: Callable[[], T], accept: Callable[[T], bool], deadline_s: float = 5.0, every_s: float = 0.01) -> T:
