@@ -142,7 +142,7 @@ def _hold(server: ServerProcess, n: int, delay: float, timeout_s: float = 60.0) 
     accepted so far: Go's net/http at 5,000 read 22-33 MB then, 44 MB a second later, 84 MB
     holding the requests (ours 28, 28, 33: a probe, same run).
 
-    The client is one epoll loop on non-blocking sockets: a send (~8 us, most of it the
+    The client is one epoll loop on non-blocking sockets: a send (~5 us, most of it the
     kernel's loopback delivery) and a timestamp per request, then a recv (~3 us) per
     answer, so that what is measured is the server more than the client (an asyncio
     client costs ~25 us a request: ~250 ms of its own at 10k).
@@ -174,7 +174,7 @@ def _hold(server: ServerProcess, n: int, delay: float, timeout_s: float = 60.0) 
                 failures.append(f"send: {type(exc).__name__}")
                 poller.unregister(fd)
         burst_at = min(sent.values(), default=clock())
-        in_flight_at = burst_at + delay / 2  # a second after the burst: ~10x the time the server takes to read it
+        in_flight_at = burst_at + delay / 2  # 1 s at the bench's 2 s delay: ~10x reading a burst of 10k
         deadline = clock() + timeout_s
         while len(latencies) + len(failures) < n and clock() < deadline:
             if memory is None and clock() >= in_flight_at:
