@@ -146,7 +146,7 @@ def run(experiment: Experiment, *, progress: Progress = lambda line: None,
     """Run ``experiment`` on slow servers of its own; return the result (nothing written).
 
     Costs about 2.5 s for ``tcp_count`` with the default options, at most
-    ``settings.duration`` s (1.5x if undecided) for a command. ``on_server`` is
+    ``settings.duration`` s (up to 2.5x while undecided: ``harness.judging.sample_longer``) for a command. ``on_server`` is
     told of each server once started (to show its stderr on failure). Raises
     ExperimentSpecError / TargetError for a bad experiment before any server
     starts; ServerError, ExperimentError or KeyboardInterrupt while measuring,

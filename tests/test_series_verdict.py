@@ -5,7 +5,8 @@ import pytest
 
 from harness.driving import fill
 from harness.values import UsageError
-from harness.judging import GROWTH, PLATEAU, UNDECIDED, judge_series, theil_sen
+from harness.judging import GROWTH, PLATEAU, UNDECIDED, judge_series, sample_longer, theil_sen
+from harness.judging.series import MOST_EXTENSIONS
 
 TIMES = [i * 0.05 for i in range(200)]  # 10 s at the default sample interval
 
@@ -88,6 +89,32 @@ def test_a_stalled_sampler_is_judged_by_windows_of_equal_sample_counts(shape, ve
 def test_too_few_samples_is_undecided():
     trend = judge_series(TIMES[:10], [1] * 10)
     assert trend.verdict == UNDECIDED and "too few samples" in trend.reason
+
+
+# an ambiguous rise: floors 0 -> 0 -> 5 -> 5 -> 6 rise by 6 but in only 2 of 4 steps, and have not stopped rising
+AMBIGUOUS = [0 if t < 5.0 else 5 if t < 8.5 else 6 for t in TIMES]
+
+
+def test_sampling_goes_on_while_only_samples_are_lacking_up_to_a_bound():
+    too_few = judge_series(TIMES[:10], [1] * 10)
+    ambiguous = judge_series(TIMES, AMBIGUOUS)
+    assert too_few.too_few_samples and ambiguous.verdict == UNDECIDED and not ambiguous.too_few_samples, \
+        ambiguous.reason
+    # a loaded machine samples slowly: more time, up to MOST_EXTENSIONS times, then the verdict says undecided
+    assert [sample_longer([too_few], n) for n in range(MOST_EXTENSIONS + 1)] == [True] * MOST_EXTENSIONS + [False]
+    # ambiguous evidence: once; more of the same rarely settles it
+    assert [sample_longer([ambiguous], n) for n in range(2)] == [True, False]
+    assert [sample_longer([too_few, ambiguous], n) for n in range(2)] == [True, False]
+
+
+def test_sampling_stops_once_decided_or_growing():
+    plateau = judge_series(TIMES, noisy([20] * len(TIMES)))
+    growth = judge_series(TIMES, noisy([int(t * 3) for t in TIMES]))
+    too_few = judge_series(TIMES[:10], [1] * 10)
+    assert (plateau.verdict, growth.verdict) == (PLATEAU, GROWTH)
+    assert not sample_longer([plateau], 0) and not sample_longer([], 0)
+    assert not sample_longer([growth, too_few], 0)  # one growing endpoint decides a watch
+    assert sample_longer([plateau, too_few], 0)
 
 
 def test_fill_replaces_only_its_placeholders():

@@ -5,15 +5,18 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.server import ServerProcess
 from harness.server.main import main as server_main
 
-from .waiting import wait_for
+from .waiting import alive, wait_for
 from .server_loops import start_slow_server  # noqa: F401  (each test on every event loop)
 
+ROOT = Path(__file__).resolve().parent.parent
 REQUEST_11 = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 
 
@@ -201,6 +204,40 @@ def test_signal_closes_everything_and_exits_0(sig):
         assert "Traceback" not in server.stderr_text()
     finally:
         server.stop()
+
+
+# a process that starts a server (as `python -m harness run` does), says its pid, and waits for its own end
+STARTER = """
+import sys
+from harness.server import ServerProcess
+server = ServerProcess(delay=30, extra_args=tuple(sys.argv[1:])).start()
+print(server.pid, flush=True)
+sys.stdin.read()
+"""
+SERVER_ENDS_S = 10  # it sees its stdin end at once and stops in ~0.1 s; 10 s covers a loaded machine
+
+
+def test_a_server_ends_with_the_process_that_started_it_even_killed_outright():
+    """SIGKILL leaves a process no chance to stop its server: the server sees its stdin end and stops (with
+    --workers, worker 0 reads stdin and ends the others: one test covers both)."""
+    workers = "2"
+    starter = subprocess.Popen([sys.executable, "-c", STARTER, "--workers", workers], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    server = None
+    try:
+        server = psutil.Process(int(starter.stdout.readline()))
+        tree = [server, *server.children()]
+        assert len(tree) == int(workers)
+        starter.kill()
+        starter.wait(timeout=SERVER_ENDS_S)
+        assert not psutil.wait_procs(tree, timeout=SERVER_ENDS_S)[1], "the server outlived its starter"
+    finally:
+        starter.kill()
+        starter.wait()
+        for stream in (starter.stdin, starter.stdout):
+            stream.close()
+        if server is not None and alive(server):  # the failure above: end what it left, by its pid
+            server.kill()
 
 
 @pytest.mark.parametrize(

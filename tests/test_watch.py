@@ -59,19 +59,22 @@ def test_a_leaking_process_is_growth(own_server, tmp_path):
     assert f"plot: {picture}" in out and picture.read_bytes().startswith(b"\x89PNG"), out
 
 
-def test_undecided_at_its_duration_it_samples_half_as_long_again_once(own_server, tmp_path):
-    """0.4 s of samples cannot fill the verdict's windows: undecided, so 0.2 s more, once, then said."""
+def test_undecided_for_want_of_samples_it_samples_longer_three_times_at_most(own_server, tmp_path, capsys):
+    """0.4 s of samples, one each 0.1 s, cannot fill the verdict's windows (15 after the warm-up): undecided, so
+    0.2 s more, three times (still 10 samples at most), then said."""
     proc = subprocess.Popen([sys.executable, str(CLIENT), own_server, "pool", RUNS_S], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() in ("started", "")
-        code = main(["watch", "--pid", str(proc.pid), "--duration", "0.4", "--json", str(tmp_path / "w.json"),
-                     "--results-dir", str(tmp_path), "--plots", "off"])
+        code = main(["watch", "--pid", str(proc.pid), "--duration", "0.4", "--sample-interval", "0.1",
+                     "--json", str(tmp_path / "w.json"), "--results-dir", str(tmp_path), "--plots", "off"])
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     data = json.loads((tmp_path / "w.json").read_text())
-    assert code == 0 and data["verdict"] == "undecided", data["summary"]
-    assert 0.6 <= data["figures"]["ran_s"] < 1.5, data["figures"]  # 0.4 + 0.2, not more (a sample's time above)
+    out = capsys.readouterr().out
+    assert code == 0 and data["verdict"] == "undecided" and "too few samples" in data["summary"], data["summary"]
+    assert out.count("s more") == 3, out
+    assert 1.0 <= data["figures"]["ran_s"] < 2.0, data["figures"]  # 0.4 + 3 x 0.2, not more (a sample's time above)
 
 
 def test_a_pooling_process_is_a_plateau(start_slow_server, tmp_path):

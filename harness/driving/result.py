@@ -138,7 +138,7 @@ class CommandFigures(Churn):
     time_wait_per_s: float = 0.0
     stdout_tail: str = ""
     stderr_tail: str = ""
-    extended: bool = False  # undecided at --duration, so sampled half as long again
+    extended: bool = False  # undecided at --duration, so sampled longer (harness.judging.sample_longer)
     floors: list[int] = field(default_factory=list)
     # held sockets at the end, oldest idle first (local_port, state, idle_ms from tcp_info): evidence, not a
     # verdict; None when the command had ended (its sockets with it) or the sampler cannot read tcp_info

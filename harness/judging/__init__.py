@@ -16,12 +16,12 @@ from .checks import (
 )
 from .margins import GROWTH, GROWTH_MIN_EXCESS, PLATEAU, PLATEAU_MAX_RISE, UNDECIDED, VERDICTS
 from .rounds import Trend, judge_trend
-from .series import SeriesTrend, Slope, judge_series, theil_sen
+from .series import EXTEND_FRACTION, SeriesTrend, Slope, judge_series, sample_longer, theil_sen
 
 __all__ = [
     "GROWTH", "GROWTH_MIN_EXCESS", "PLATEAU", "PLATEAU_MAX_RISE", "UNDECIDED", "VERDICTS",
     "AbandonedSocket", "Check", "SeriesTrend", "Slope", "Sweeps", "Trend", "Verdict",
     "abandoned_through", "judge_runs", "judge_sweeps", "sweep_size",
     "check_at_most", "check_bounded", "check_equals", "check_never_falls", "churn_gate", "combine",
-    "judge_series", "judge_trend", "theil_sen",
+    "EXTEND_FRACTION", "judge_series", "judge_trend", "sample_longer", "theil_sen",
 ]

@@ -14,13 +14,12 @@ import time
 
 from ..driving import CommandFigures, CommandProcess, ExperimentError, ExperimentResult, Progress, ServerInFlight, fill
 from ..driving.result import Churn
-from ..judging import UNDECIDED, SeriesTrend, churn_gate, combine, judge_series
+from ..judging import EXTEND_FRACTION, SeriesTrend, churn_gate, combine, judge_series, sample_longer
 from ..options import Settings
 from ..sampling import HELD_STATES, Sample, SeriesRecorder, SocketCounter
 from ..server import ServerProcess
 
 PROGRESS_EVERY_S = 1.0
-EXTEND_FRACTION = 0.5  # an undecided verdict at --duration samples this much longer, once
 
 
 def judge(samples: list[Sample]) -> SeriesTrend:
@@ -30,8 +29,8 @@ def judge(samples: list[Sample]) -> SeriesTrend:
 
 def command(server: ServerProcess, settings: Settings, result: ExperimentResult, progress: Progress,
             expect: str | None, cmd: str) -> None:
-    """Run ``cmd`` against ``server`` for at most ``settings.duration`` s (half as
-    long again, once, if still undecided) and judge its held sockets over time;
+    """Run ``cmd`` against ``server`` for at most ``settings.duration`` s (longer
+    while still undecided: ``harness.judging.sample_longer``) and judge its held sockets over time;
     fills in ``result`` (its samples even when interrupted)."""
     filled = fill(cmd, server.url, server.host, server.port)
     counter = SocketCounter(server.host, server.port, server.own_ports, settings.sampler)
@@ -49,7 +48,7 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
         deadline = started + settings.duration
         hard_end = started + settings.deadline  # --deadline bounds the whole experiment, extension included
         next_progress = started + PROGRESS_EVERY_S
-        extended = False
+        extensions = 0
         final = None  # the last sample while the command runs, taken where the verdict is judged
         while True:
             if process.wait(min(next_progress, deadline, hard_end) - time.monotonic()):
@@ -64,11 +63,13 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
                 # judged on the samples the verdict will rest on, this last one included (deciding without it,
                 # a loaded soak once stopped at a plateau that the last sample made undecided)
                 final = recorder.sample("deadline")
-                if extended or judge(recorder.samples).verdict != UNDECIDED:
+                trend = judge(recorder.samples)
+                if not sample_longer([trend], extensions):
                     break
-                # not sure yet: sample longer, once, rather than guess
-                extended, deadline = True, deadline + EXTEND_FRACTION * settings.duration
-                progress(f"undecided after {now - started:.1f} s: sampling {EXTEND_FRACTION * settings.duration:.1f} s more")
+                # not sure yet: sample longer rather than guess
+                extensions, deadline = extensions + 1, deadline + EXTEND_FRACTION * settings.duration
+                progress(f"undecided after {now - started:.1f} s ({trend.reason}): "
+                         f"sampling {EXTEND_FRACTION * settings.duration:.1f} s more")
                 continue
             last = recorder.samples[-1] if recorder.samples else None
             if last is not None:
@@ -105,7 +106,7 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
             time_wait_per_s=round(time_wait / ran_s, 2),
             peak_held=max((s.held for s in samples), default=0), peak_in_flight=after["peak_in_flight"],
             hung_up_early=after["hung_up_early"] - before["hung_up_early"],
-            stdout_tail=process.stdout.text(), stderr_tail=stderr_tail, extended=extended, idle_ages=idle_ages,
+            stdout_tail=process.stdout.text(), stderr_tail=stderr_tail, extended=extensions > 0, idle_ages=idle_ages,
         )
         result.figures = figures
         result.samples = recorder.samples

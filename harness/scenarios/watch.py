@@ -13,11 +13,10 @@ from collections.abc import Callable
 import psutil
 
 from ..driving import ExperimentError, ExperimentResult, Progress, WatchFigures
-from ..judging import GROWTH, UNDECIDED, combine, judge_series
+from ..judging import EXTEND_FRACTION, GROWTH, UNDECIDED, SeriesTrend, combine, judge_series, sample_longer
 from ..options import Settings
 from ..sampling import Sample
 from ..sampling.owned import OwnedSocket, sockets_of
-from .command import EXTEND_FRACTION
 
 PROGRESS_EVERY_S = 1.0
 MOST_ENDPOINTS = 20  # endpoints kept in the series and the CSV: the busiest
@@ -33,22 +32,21 @@ def _held(pid: int) -> list[OwnedSocket]:
     return [s for s in held if s.local_port not in servers]
 
 
-def _undecided(rows: list[tuple[float, dict[str, int], int, int]]) -> bool:
-    """Some endpoint's series so far cannot be judged yet (and none grows)."""
+def _trends(rows: list[tuple[float, dict[str, int], int, int]]) -> list[SeriesTrend]:
+    """Each endpoint's series so far, judged."""
     times = [t for t, _, _, _ in rows]
-    verdicts = {judge_series(times, [counts.get(e, 0) for _, counts, _, _ in rows]).verdict
-                for e in {e for _, counts, _, _ in rows for e in counts}}
-    return GROWTH not in verdicts and UNDECIDED in verdicts
+    return [judge_series(times, [counts.get(e, 0) for _, counts, _, _ in rows])
+            for e in {e for _, counts, _, _ in rows for e in counts}]
 
 
 def watch(pid: int, settings: Settings, result: ExperimentResult, progress: Progress, expect: str | None,
           ended: Callable[[], bool] = lambda: False) -> None:
-    """Sample ``pid`` for ``settings.duration`` s (half as long again, once, if still
-    undecided, as a command is), or until ``ended()`` (a command the harness started
+    """Sample ``pid`` for ``settings.duration`` s (longer while still undecided, as
+    a command is: ``harness.judging.sample_longer``), or until ``ended()`` (a command the harness started
     ends by itself); fill in ``result`` (growth when any endpoint grows, plateau when
     every one is a plateau, else undecided)."""
     started = time.monotonic()
-    duration, extended = settings.duration, False
+    duration, extensions = settings.duration, 0
     rows: list[tuple[float, dict[str, int], int, int]] = []  # t, held by endpoint, ESTABLISHED, CLOSE_WAIT
     pause = threading.Event()
     next_progress = started + PROGRESS_EVERY_S
@@ -67,10 +65,10 @@ def watch(pid: int, settings: Settings, result: ExperimentResult, progress: Prog
                          f"(most: {busiest[1]} to {busiest[0]})")
                 next_progress = now + PROGRESS_EVERY_S
             if now - started >= duration:
-                if extended or not _undecided(rows):
+                if not sample_longer(_trends(rows), extensions):
                     break
-                # not sure yet (a busy machine samples unevenly, say): sample longer, once, rather than guess
-                extended, duration = True, duration + EXTEND_FRACTION * settings.duration
+                # not sure yet (a busy machine samples unevenly, say): sample longer rather than guess
+                extensions, duration = extensions + 1, duration + EXTEND_FRACTION * settings.duration
                 progress(f"undecided after {now - started:.1f} s: sampling {EXTEND_FRACTION * settings.duration:.1f} "
                          "s more")
             pause.wait(settings.sample_interval)  # the next sample's time, not a synchronisation

@@ -25,6 +25,7 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..limits import raise_open_files_limit
@@ -34,6 +35,8 @@ from ..values import SERVER_LOOPS as LOOPS
 from .faults import FAULT_FLAG, FAULTS, KNOBS, Faults, fault_help
 from .protocol import HEADER_TIMEOUT_S, PARSERS, SlowServer
 from .workers import MAX_WORKERS, Serving, cores
+
+STDIN_FD = 0
 
 if TYPE_CHECKING:
     from .protocol import SlowHTTPConnection
@@ -75,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"processes serving the port, the kernel spreading connections among them (SO_REUSEPORT), "
                              f"sharing /stats, /hold and the faults; 'auto': one a CPU core (default 1; at most "
                              f"{MAX_WORKERS}; Linux)")
+    parser.add_argument("--until-stdin-closes", action="store_true",
+                        help="stop, as on SIGTERM, when stdin reaches its end: a parent that holds the other end of "
+                             "a pipe ends the server however it ends itself, SIGKILL included (the harness does)")
     parser.add_argument("--parser", choices=PARSERS, default="auto",
                         help="what reads requests: auto (httptools, where installed, reads each request that is one "
                              "plain head; h11 the rest; the default), or h11 for every request")
@@ -162,6 +168,8 @@ async def serve(args: argparse.Namespace, made: Certificates | None = None,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
     first = worker is None or worker[1].me == 0  # with --workers, worker 0 speaks for the server
+    if first and args.until_stdin_closes:
+        stop_when_stdin_closes(loop, server.stop)  # with --workers, worker 0's end ends the others (workers.py)
     if first and beyond_loopback(server.address):
         print(f"harness.server: warning: listening on {server.address} (--host {args.host}), beyond loopback: "
               "any machine that can reach it can make it hold connections", file=sys.stderr, flush=True)
@@ -184,6 +192,25 @@ async def serve(args: argparse.Namespace, made: Certificates | None = None,
         f"hung up early={server.stats.hung_up_early} accepted={server.stats.connections_accepted}"
     )
     return 0
+
+
+def stop_when_stdin_closes(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
+    """Call ``stop`` once stdin reaches its end (its writer closed it, or died); what arrives before is
+    discarded. A read a wakeup, none while the writer is quiet."""
+    os.set_blocking(STDIN_FD, False)
+
+    def readable() -> None:
+        try:
+            ended = not os.read(STDIN_FD, 4096)
+        except BlockingIOError:
+            return
+        except OSError:  # not readable at all: as good as ended
+            ended = True
+        if ended:
+            loop.remove_reader(STDIN_FD)
+            stop()
+
+    loop.add_reader(STDIN_FD, readable)
 
 
 def return_freed_heap() -> bool:

@@ -83,8 +83,11 @@ class ServerProcess:
             except ForkerError as exc:
                 raise ServerError(f"could not fork a server: {exc}") from None
         else:
-            self._proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          stdin=subprocess.DEVNULL)
+            # the slow server stops when its stdin ends: this process holds the other end, so the server ends
+            # when it does, however (SIGKILL included: a killed run once left its server to init)
+            command = self.command() + (["--until-stdin-closes"] if type(self).command is ServerProcess.command else [])
+            self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          stdin=subprocess.PIPE)
         self.pid = self._proc.pid
         self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"server-{self.pid}-stderr", daemon=True)
         self._stderr_thread.start()
@@ -239,7 +242,7 @@ class ServerProcess:
             raise
         finally:
             self._join_stderr()
-            for stream in (proc.stdout, proc.stderr):
+            for stream in (getattr(proc, "stdin", None), proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
         return proc.returncode
