@@ -1,3 +1,4 @@
+import gc
 import os
 import shutil
 import sys
@@ -123,3 +124,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             super()._assign_work_unit(node)
 
     return LongestFirst(config, log)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # everything imported and collected by now (matplotlib, hypothesis, the harness: ~10^6 objects a worker) never
+    # becomes garbage: frozen, the collector stops walking it at every full collection
+    gc.freeze()

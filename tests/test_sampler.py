@@ -1,11 +1,15 @@
 """The sampler counts the right sockets, by state, to the right server only,
 with either backend; and both backends see the same sockets."""
+import os
 import socket
+import subprocess
+import sys
 import types
 
 import pytest
 
-from harness.sampling import SocketCounter
+from harness.sampling import SocketCounter, netlink
+from harness.sampling.owned import _netlink, sockets_of
 
 from .waiting import wait_for
 
@@ -197,3 +201,80 @@ def test_an_answer_not_yet_read_is_seen_until_the_client_reads_it(server, backen
         assert counter.snapshot().unread == frozenset()
     finally:
         sock.close()
+
+
+@pytest.fixture
+def held_pairs():
+    """A listener, a client and its accepted end on 127.0.0.1 and on ::1, and a client whose peer closed (its
+    socket in CLOSE_WAIT), all held by this process."""
+    held = []
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        listener = socket.socket(family)
+        listener.bind((host, 0))
+        listener.listen()
+        client = socket.create_connection(listener.getsockname()[:2])
+        accepted, _ = listener.accept()
+        held += [listener, client, accepted]
+    closing = socket.create_connection(held[0].getsockname())
+    peer, _ = held[0].accept()
+    peer.close()
+    wait_for(lambda: closing.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0], lambda state: state == 8)
+    held += [closing]
+    yield held
+    for s in held:
+        s.close()
+
+
+def test_what_this_process_holds_is_read_from_its_descriptors_as_a_dump_reads_it(held_pairs, monkeypatch):
+    dumps = []
+    real_dump = netlink.dump_all
+    monkeypatch.setattr(netlink, "dump_all", lambda family, *a, **k: dumps.append(family) or real_dump(family, *a, **k))
+    own, own_listening = sockets_of()
+    assert dumps == []  # read through the descriptors
+    dumped, dumped_listening = _netlink((os.getpid(),))
+    assert socket.AF_INET6 in dumps and socket.AF_INET in dumps and netlink.in_use(socket.AF_INET6)
+    assert sorted(own) == sorted(dumped) and own_listening == dumped_listening
+    ports = {s.getsockname()[1]: s for s in held_pairs}
+    states = {o.local_port: o.state for o in own if o.local_port in ports}
+    assert sorted(states.values()) == ["CLOSE_WAIT"] + ["ESTABLISHED"] * 4, own
+    assert {o.local for o in own if o.local_port in ports} >= {"127.0.0.1:" + str(held_pairs[1].getsockname()[1]),
+                                                               f"[::1]:{held_pairs[4].getsockname()[1]}"}
+    assert {held_pairs[0].getsockname()[1], held_pairs[3].getsockname()[1]} <= own_listening
+
+
+def test_a_process_holding_no_socket_is_not_dumped(monkeypatch):
+    dumps = []
+    monkeypatch.setattr(netlink, "dump_all", lambda family, *a, **k: dumps.append(family) or iter(()))
+    none = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert sockets_of(none.pid) == ([], set()) and dumps == []
+    finally:
+        none.stdin.close()
+        none.wait(timeout=10)
+
+
+def test_a_sockstat_that_cannot_be_read_means_dump(monkeypatch):
+    monkeypatch.setitem(netlink._SOCKSTAT, socket.AF_INET6, ("/nonexistent/sockstat6", b"TCP6: inuse "))
+    assert netlink.in_use(socket.AF_INET6)
+    monkeypatch.setitem(netlink._SOCKSTAT, socket.AF_INET6, ("/proc/net/sockstat6", b"NO SUCH LINE "))
+    assert netlink.in_use(socket.AF_INET6)
+
+
+def test_a_socket_still_connecting_is_seen_with_its_remote_end():
+    """A connecting socket has no peer to read from its descriptor yet: the dump names it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # one connection fills its queue; the kernel then drops further SYNs: SYN_SENT stays
+    first = socket.create_connection(listener.getsockname())
+    waiting = socket.socket()
+    waiting.setblocking(False)
+    try:
+        wait_for(lambda: len([s for s in sockets_of()[0] if s.remote_port == listener.getsockname()[1]]),
+                 lambda n: n >= 1)
+        waiting.connect_ex(listener.getsockname())
+        local = f"127.0.0.1:{waiting.getsockname()[1]}"
+        owned = wait_for(lambda: {s.local: s for s in sockets_of()[0]}, lambda o: local in o)
+        assert owned[local].state == "SYN_SENT" and owned[local].remote_port == listener.getsockname()[1], owned
+    finally:
+        for s in (waiting, first, listener):
+            s.close()

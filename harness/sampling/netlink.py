@@ -201,6 +201,25 @@ def tcp_info(address: str, port: int) -> dict[int, tuple[str, int, int]]:
     return out
 
 
+_SOCKSTAT = {socket.AF_INET: ("/proc/net/sockstat", b"TCP: inuse "),
+             socket.AF_INET6: ("/proc/net/sockstat6", b"TCP6: inuse ")}
+
+
+def in_use(family: int) -> bool:
+    """Whether this network namespace has any TCP socket of ``family`` in its tables
+    (listening, connecting, connected or closing; TIME_WAIT not counted), from
+    /proc/net/sockstat: ~10 us, where a dump walks the whole table (~1 ms with 2^18
+    buckets). True where that file cannot be read or parsed: then dump."""
+    path, prefix = _SOCKSTAT[family]
+    try:
+        with open(path, "rb") as stat:
+            text = stat.read()
+        at = text.index(prefix) + len(prefix)
+        return int(text[at:text.index(b" ", at)]) > 0
+    except (OSError, ValueError):
+        return True
+
+
 def dump_all(family: int, states: int, info: bool = False):
     """Every TCP socket of ``family`` in the ``states`` bitmask (1 << state number), with
     no filter by address: yields (buffer, offset of its inet_diag_msg, its end). With
