@@ -77,6 +77,20 @@ def test_undecided_for_want_of_samples_it_samples_longer_three_times_at_most(own
     assert 1.0 <= data["figures"]["ran_s"] < 2.0, data["figures"]  # 0.4 + 3 x 0.2, not more (a sample's time above)
 
 
+def test_a_command_undecided_near_its_deadline_is_said_undecided_not_cut(tmp_path, capsys):
+    """Sampling longer stops short of --deadline: 1 s (4 samples, too few), 0.5 s more, and 0.5 s more again
+    would pass the 1.9 s deadline, so the verdict is undecided, complete; without that bound the run would be cut
+    at its deadline, incomplete, exit 3. 0.4 s between the last check and the deadline: a wake-up that late on a
+    loaded machine would cut it all the same."""
+    command = f"{sys.executable} {CLIENT} {{url}} pool {RUNS_S}"
+    code = main(["run", "--cmd", command, "--duration", "1", "--sample-interval", "0.25", "--deadline", "1.9",
+                 "--plots", "off", "--results-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "command.json").read_text())
+    assert code == 0 and data["complete"] is True and data["verdict"] == "undecided", out
+    assert out.count("s more") == 2 and "would pass --deadline 1.9 s" in out, out
+
+
 def test_a_pooling_process_is_a_plateau(start_slow_server, tmp_path):
     server = start_slow_server(delay=0.05)
     status, out, data = watched([sys.executable, str(CLIENT), server.url, "pool", RUNS_S], tmp_path)

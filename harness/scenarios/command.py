@@ -66,10 +66,14 @@ def command(server: ServerProcess, settings: Settings, result: ExperimentResult,
                 trend = judge(recorder.samples)
                 if not sample_longer([trend], extensions):
                     break
+                more = EXTEND_FRACTION * settings.duration
+                if deadline + more > hard_end:  # an undecided verdict, not an experiment cut at its deadline
+                    progress(f"undecided after {now - started:.1f} s ({trend.reason}); sampling {more:.1f} s more "
+                             f"would pass --deadline {settings.deadline:g} s")
+                    break
                 # not sure yet: sample longer rather than guess
-                extensions, deadline = extensions + 1, deadline + EXTEND_FRACTION * settings.duration
-                progress(f"undecided after {now - started:.1f} s ({trend.reason}): "
-                         f"sampling {EXTEND_FRACTION * settings.duration:.1f} s more")
+                extensions, deadline = extensions + 1, deadline + more
+                progress(f"undecided after {now - started:.1f} s ({trend.reason}): sampling {more:.1f} s more")
                 continue
             last = recorder.samples[-1] if recorder.samples else None
             if last is not None:
