@@ -10,6 +10,8 @@ import weakref
 from harness.clients import AsyncTarget
 from harness.driving.driver import Driver, InFlight
 
+from .waiting import wait_for
+
 BURST = 50
 WAIT_S = 10.0  # a deadline only: each wait below ends in milliseconds unless the behaviour broke
 
@@ -159,3 +161,49 @@ def test_a_plain_request_runs_in_a_thread_of_its_own():
     release.set()
     assert tracker.wait_idle(WAIT_S)
     assert (tracker.finished, tracker.failed) == (3, 0)
+
+
+def test_a_burst_is_started_before_it_goes_and_goes_at_once():
+    """``Driver.burst``: the threads exist before ``go`` and send nothing; ``go`` counts every request in flight
+    and lets them all run; threads of a burst that never went end with no request."""
+    release, started = threading.Event(), threading.Semaphore(0)
+    calls = []
+
+    def request(url: str) -> None:
+        calls.append(url)
+        started.release()
+        assert release.wait(WAIT_S)
+
+    driver, tracker = _driver(request)
+    threads_before = threading.active_count()
+    with driver.burst(BURST) as ready:
+        assert threading.active_count() == threads_before + BURST  # started, waiting on the gate
+        assert calls == [] and tracker.current == 0
+        ready.go()
+        assert tracker.current == BURST  # in flight from go, as fire counts them
+    for _ in range(BURST):
+        assert started.acquire(timeout=WAIT_S)
+    release.set()
+    assert tracker.wait_idle(WAIT_S) and (tracker.started, tracker.finished, tracker.failed) == (BURST, BURST, 0)
+
+    wait_for(threading.active_count, lambda n: n == threads_before, WAIT_S)
+    with driver.burst(BURST):
+        pass  # an exception before go, say: nothing is sent and no thread is left waiting
+    wait_for(threading.active_count, lambda n: n == threads_before, WAIT_S)
+    assert len(calls) == BURST and tracker.started == BURST
+
+
+def test_an_async_burst_goes_as_fire_does():
+    gate = AsyncGate(BURST)
+    target = AsyncTarget(gate)
+    try:
+        driver, tracker = _driver(target)
+        threads_before = threading.active_count()
+        with driver.burst(BURST) as ready:
+            assert threading.active_count() == threads_before and tracker.current == 0  # no thread of its own
+            ready.go()
+        assert gate.all_waiting.wait(WAIT_S) and tracker.current == BURST
+        target.loop.call_soon_threadsafe(gate.release.set)
+        assert tracker.wait_idle(WAIT_S) and tracker.finished == BURST
+    finally:
+        target.close()

@@ -53,8 +53,9 @@ IDLE_CLOSE_SLACK_S = 0.3
 # A sweep's burst: at least 20 concurrent requests (a few sockets held must still meet a real burst); at
 # most 2000 (threads, one a request)
 SWEEP_LEAST, SWEEP_MOST = 20, 2000
-# How long the server holds a sweep's answers for the burst to be all in flight at once: starting a request
-# thread and the client's own code cost ~1 ms each on a loaded 2-core machine; 2 ms a request plus 0.25 s
+# How long the server holds a sweep's answers for the burst to be all in flight at once: the client's own code
+# costs ~1 ms a request on a loaded 2-core machine (the request threads are started before the hold, waiting on a
+# gate: Driver.burst); 2 ms a request plus 0.25 s
 # covers that, and stays under the fixed variants' 1 s read timeout with the 0.2 s delay on top (a client
 # that timed out would fail requests the sweep made). Not reached in time: inconclusive, never a leak.
 HOLD_LEAST_S, HOLD_PER_REQUEST_S = 0.25, 0.002
@@ -174,14 +175,14 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         size = min(SWEEP_MOST, max(reach, settings.budget - run.tracker.started - reach))
         most_s = HOLD_LEAST_S + size * HOLD_PER_REQUEST_S
         reached_before = [server.stats()["holds_reached"] for server in run.servers]
-        for server, n in zip(run.servers, held):
-            # the server holds its answers until more requests are in flight than sockets held: that moment
-            # is the proof; after it, the burst's answers need not wait the delay (SWEEP_THEN_S)
-            server.hold(n + 1, most_s, SWEEP_THEN_S)
-        tested = run.tracker.started  # the requests whose sockets this sweep tests
-        run.recorder.sample("sweep_start")  # the report shades sweeps: the harness's burst, not the client's
-        for _ in range(size):
-            run.driver.fire()
+        with run.driver.burst(size) as ready:  # its threads started before the barrier's clock starts
+            for server, n in zip(run.servers, held):
+                # the server holds its answers until more requests are in flight than sockets held: that moment
+                # is the proof; after it, the burst's answers need not wait the delay (SWEEP_THEN_S)
+                server.hold(n + 1, most_s, SWEEP_THEN_S)
+            tested = run.tracker.started  # the requests whose sockets this sweep tests
+            run.recorder.sample("sweep_start")  # the report shades sweeps: the harness's burst, not the client's
+            ready.go()
         run.drain(drain_deadline(settings, most_s + settings.delay))
         run.recorder.sample("sweep_end")
         after = run.socket_info()
