@@ -159,12 +159,9 @@ class Burst:
         self.urls = urls
         self._gate = threading.Event()
         self._went = False
-        self._threads: list[threading.Thread] = []
         if driver._start is None:
             for url in urls:
-                thread = threading.Thread(target=self._wait_then_request, args=(url,), daemon=True)
-                thread.start()
-                self._threads.append(thread)
+                threading.Thread(target=self._wait_then_request, args=(url,), daemon=True).start()
 
     def _wait_then_request(self, url: str) -> None:
         self._gate.wait()
