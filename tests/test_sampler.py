@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from harness.sampling import SocketCounter, netlink
+from harness.sampling import SocketCounter, netlink, owned
 from harness.sampling.owned import _netlink, sockets_of
 
 from .waiting import wait_for
@@ -278,3 +278,17 @@ def test_a_socket_still_connecting_is_seen_with_its_remote_end():
     finally:
         for s in (waiting, first, listener):
             s.close()
+
+
+def test_a_process_holding_many_sockets_is_dumped_once_instead(held_pairs, monkeypatch):
+    """Reading each socket costs more than one dump past OWN_READ_AT_MOST: the dump is made, with the same result."""
+    read_through_descriptors, _ = sockets_of()
+    dumps = []
+    real_dump = netlink.dump_all
+    monkeypatch.setattr(netlink, "dump_all", lambda family, *a, **k: dumps.append(family) or real_dump(family, *a, **k))
+    monkeypatch.setattr(owned, "OWN_READ_AT_MOST", len(held_pairs) - 1)  # fewer than this test's own sockets alone
+    dumped, _ = sockets_of()
+    assert socket.AF_INET in dumps, "a process past the bound was read socket by socket, not dumped"
+    ports = {s.getsockname()[1] for s in held_pairs}
+    assert sorted(o for o in dumped if o.local_port in ports) == sorted(
+        o for o in read_through_descriptors if o.local_port in ports)
