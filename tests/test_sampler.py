@@ -10,6 +10,7 @@ import types
 import pytest
 
 from harness.sampling import SocketCounter, netlink, owned
+from harness.sampling.backends import Backend
 from harness.sampling.counter import ClientSocket
 from harness.sampling.owned import _netlink, sockets_of
 
@@ -311,3 +312,29 @@ def test_a_snapshots_sockets_are_sorted_only_when_looked_at():
     assert same == snap and hash(same) == hash(snap)  # scanned in another order: the same sample
     copy = pickle.loads(pickle.dumps(snap))  # as pytest-xdist's workers send results
     assert copy == snap and copy.sockets == snap.sockets and snap.sockets != ((40001, "ESTABLISHED"),)
+
+
+class _Scripted(Backend):
+    """Scans that return what the test says, one after another."""
+
+    name = "scripted"
+
+    def __init__(self, scans) -> None:
+        self.scans = list(scans)
+
+    def scan(self, targets):
+        return [(self.scans.pop(0), []) for _ in targets]
+
+
+def test_a_lingering_time_wait_port_taken_by_a_new_connection_is_counted_again():
+    """On loopback the kernel gives a new connect the local port of a TIME_WAIT still lingering from the port's
+    previous owner (tcp_tw_reuse): once this client's own socket is seen on it, its TIME_WAIT is the client's."""
+    counter = SocketCounter("127.0.0.1", 1, backend=_Scripted([
+        [(40001, "TIME_WAIT"), (40002, "TIME_WAIT")],  # the baseline: a previous owner's
+        [(40001, "ESTABLISHED"), (40002, "TIME_WAIT")],  # 40001 taken by a new connection of this client
+        [(40001, "TIME_WAIT"), (40002, "TIME_WAIT")],  # which it closed
+    ]))
+    assert counter.ignore_existing_time_wait() == 2
+    taken = counter.snapshot()
+    assert (taken.established, taken.time_wait) == (1, 0)
+    assert counter.snapshot().time_wait == 1, "the new connection's TIME_WAIT was left out as the old owner's"

@@ -126,7 +126,8 @@ class SocketCounter:
         A new server can be given a port whose previous owner's TIME_WAIT
         sockets still linger (they last 60 s). Sockets already closed and on their
         way there (FIN_WAIT1/2, CLOSING: a loaded server had not closed its side
-        yet) are left out too once they reach it.
+        yet) are left out too once they reach it. A port of theirs counts again
+        once a new connection of this client is seen on it, in any other state.
         """
         self._stale_time_wait = {s.local_port for s in self.snapshot().sockets if s.state in TOWARD_TIME_WAIT}
         return len(self._stale_time_wait)
@@ -152,6 +153,14 @@ class SocketCounter:
     def count(self, client: ClientSide, server: Sequence[tuple[str, int]]) -> Snapshot:
         """Counts from one target's scan (``Backend.scan``), the harness's own sockets left out."""
         own_ports, stale = self.own_ports, self._stale_time_wait
+        if stale:
+            # A stale port seen again in another state is a new connection of this client: on loopback the kernel
+            # hands a lingering TIME_WAIT's local port to a new connect (tcp_tw_reuse, 2 by default: loopback only),
+            # and that one's TIME_WAIT is this client's to count. (One opened and closed between two samples stays
+            # unseen: left out as stale.)
+            reborn = {row[0] for row in client if row[0] in stale and row[1] not in TOWARD_TIME_WAIT}
+            if reborn:
+                stale = self._stale_time_wait = stale - reborn
         if own_ports or stale:
             client = [row for row in client
                       if row[0] not in own_ports and not (row[1] == TIME_WAIT and row[0] in stale)]
