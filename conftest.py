@@ -22,6 +22,7 @@ from tests import scheduling
 # in the source tree), or, outside a virtual environment, in a folder of the session's removed at the end.
 # A session nested in this process (tests/test_selection.py runs pytest.main) puts back the outer one's.
 SCRATCH = pytest.StashKey[tuple]()
+SHARED = "harness_scratch"  # pytest-xdist's workerinput key: the folders above, made by the controller for all
 ENVIRONMENT = ("HYPOTHESIS_STORAGE_DIRECTORY", "PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")
 
 
@@ -42,14 +43,26 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("store_durations", False):
         config.pluginmanager.register(scheduling.DurationRecorder(), "harness-durations")
     before = {name: os.environ.get(name) for name in ENVIRONMENT}
-    hypothesis_home = tempfile.mkdtemp(prefix="harness-hypothesis-")
-    pycache, own = _bytecode_cache()
-    config.stash[SCRATCH] = (before, [hypothesis_home] + ([pycache] if own else []))
+    shared = getattr(config, "workerinput", {}).get(SHARED)
+    if shared:  # a pytest-xdist worker: its controller's folders, left to it to remove
+        (hypothesis_home, pycache), made = shared, []
+    else:
+        hypothesis_home = tempfile.mkdtemp(prefix="harness-hypothesis-")
+        pycache, own = _bytecode_cache()
+        made = [hypothesis_home] + ([pycache] if own else [])
+    config.stash[SCRATCH] = (before, made)
     os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = hypothesis_home
     os.environ["PYTHONPYCACHEPREFIX"] = pycache
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if not os.listdir(pycache) and config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
         _fill_bytecode_cache(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist, before a worker starts: it uses this session's folders (a worker stopped mid-test, as at a
+    Ctrl-C, never reaches its unconfigure; folders of its own were left in /tmp)."""
+    node.workerinput[SHARED] = (os.environ["HYPOTHESIS_STORAGE_DIRECTORY"], os.environ["PYTHONPYCACHEPREFIX"])
 
 
 def _fill_bytecode_cache(config: pytest.Config) -> None:

@@ -1,0 +1,32 @@
+"""The session's scratch folders (conftest.py): one set for a whole pytest-xdist session, removed at its end."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A plugin each process of the nested session loads (controller and workers): it writes down the folders it was given.
+REPORT = """
+import os
+def pytest_sessionstart(session):
+    with open(os.path.join(os.environ["SCRATCH_OUT"], str(os.getpid())), "w") as f:
+        f.write(os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] + "\\n" + os.environ["PYTHONPYCACHEPREFIX"])
+"""
+
+
+def test_workers_share_the_controllers_scratch_folders_and_it_removes_them(tmp_path):
+    (tmp_path / "report_scratch.py").write_text(REPORT)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "SCRATCH_OUT": str(out), "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "report_scratch",
+                           "-n", "2", f"--basetemp={tmp_path / 'base'}", "tests/test_layout.py"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    given = {path.name: path.read_text().splitlines() for path in out.iterdir()}
+    assert len(given) == 3, given  # the controller and its two workers
+    assert len({tuple(folders) for folders in given.values()}) == 1, given  # the same folders in each
+    hypothesis_home = next(iter(given.values()))[0]
+    assert Path(hypothesis_home).name.startswith("harness-hypothesis-")
+    assert not os.path.exists(hypothesis_home)  # removed by the controller at its end
