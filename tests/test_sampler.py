@@ -2,6 +2,7 @@
 with either backend; and both backends see the same sockets."""
 import os
 import pickle
+import struct
 import socket
 import subprocess
 import sys
@@ -338,3 +339,66 @@ def test_a_lingering_time_wait_port_taken_by_a_new_connection_is_counted_again()
     taken = counter.snapshot()
     assert (taken.established, taken.time_wait) == (1, 0)
     assert counter.snapshot().time_wait == 1, "the new connection's TIME_WAIT was left out as the old owner's"
+
+
+class _Datagrams:
+    """A netlink socket's stand-in: hands out the datagrams given, one a recv."""
+
+    def __init__(self, datagrams: list[bytes]) -> None:
+        self.left = iter(datagrams)
+
+    def recv(self, size: int) -> bytes:
+        return next(self.left)
+
+
+def _diag_message(seq: int, state: int, sport: int, dport: int, unread: int = 0, attributes: int = 8) -> bytes:
+    """One sock_diag answer as the kernel lays it out: nlmsghdr, inet_diag_msg, ``attributes`` bytes after it."""
+    body = (struct.pack("=BBBB", socket.AF_INET, state, 0, 0) + struct.pack(">HH", sport, dport) + bytes(44)
+            + struct.pack("=IIIII", 0, unread, 0, 0, 0) + bytes(attributes))
+    return struct.pack("=IHHII", 16 + len(body), netlink.SOCK_DIAG_BY_FAMILY, 2, seq, 0) + body
+
+
+def _done(seq: int) -> bytes:
+    return struct.pack("=IHHIIi", 20, netlink.NLMSG_DONE, 2, seq, 0, 0)
+
+
+def test_datagrams_of_one_length_and_of_several_read_alike(monkeypatch):
+    """A datagram whose messages are all one length is read in one pass (_read_uniform); one that mixes lengths,
+    or carries another dump's message or the end, is read message by message: the same sockets either way."""
+    port = 8080
+    uniform = b"".join(_diag_message(1, 1, 40000 + i, port, unread=i % 3) for i in range(50))
+    mixed = (_diag_message(1, 6, 41000, port, attributes=0) + _diag_message(1, 1, 41001, port)
+             + _diag_message(1, 1, port, 50000) + _diag_message(7, 1, 41002, port))  # seq 7: another dump's
+    late = b"".join(_diag_message(1, 8, 42000 + i, port) for i in range(3)) + _diag_message(7, 1, 42009, port)
+    datagrams = [uniform, mixed, late, _done(1)]
+    fast = []
+    real = netlink._read_uniform
+    monkeypatch.setattr(netlink, "_read_uniform", lambda *a: fast.append(real(*a)) or fast[-1])
+    clients, servers = netlink._read_dump(_Datagrams(datagrams), 1, port)
+    assert fast == [True, False, False, False]  # the late other-dump message sends the third one back, read in part
+    monkeypatch.setattr(netlink, "_read_uniform", lambda *a: False)
+    assert netlink._read_dump(_Datagrams(datagrams), 1, port) == (clients, servers)
+    assert clients == ([(40000 + i, "ESTABLISHED", i % 3) for i in range(50)]
+                       + [(41000, "TIME_WAIT", 0), (41001, "ESTABLISHED", 0)]
+                       + [(42000 + i, "CLOSE_WAIT", 0) for i in range(3)])
+    assert servers == [("ESTABLISHED", 50000)]
+
+
+def test_a_real_dump_is_read_in_one_pass_a_datagram_and_alike(server, monkeypatch):
+    """The kernel's own datagrams take the one-pass read, and it finds what reading them one by one finds."""
+    held = [socket.create_connection((server.host, server.port)) for _ in range(300)]  # more than one datagram
+    try:
+        wait_for(lambda: SocketCounter(server.host, server.port, backend="netlink", server_side=True).snapshot(),
+                 lambda s: s.server_established == 300)
+        taken = []
+        real = netlink._read_uniform
+        monkeypatch.setattr(netlink, "_read_uniform", lambda *a: taken.append(real(*a)) or taken[-1])
+        one_pass = netlink.tcp_sockets(server.host, server.port, server_side=True)
+        monkeypatch.setattr(netlink, "_read_uniform", lambda *a: False)
+        assert netlink.tcp_sockets(server.host, server.port, server_side=True) == one_pass
+        assert taken.count(True) >= 2, taken  # 600 sockets: two datagrams at least, each read in one pass
+        clients, servers = one_pass
+        assert len(clients) == 300 and sum(state == "ESTABLISHED" for state, _ in servers) == 300  # and its LISTEN
+    finally:
+        for s in held:
+            s.close()

@@ -27,7 +27,12 @@ NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 INET_DIAG_REQ_BYTECODE = 1
 INET_DIAG_INFO = 2  # the attribute carrying struct tcp_info; asked for with ext bit 1 << (2 - 1)
 BC_JMP, BC_S_COND, BC_D_COND = 1, 7, 8
-ALL_STATES = 0xFFFFFFFF
+# Every state in STATES: not TCP_BOUND_INACTIVE (13, Linux 6.5 on), whose sockets are bound and not connected, so
+# never match a filter on the remote end, and asking for which adds a walk of the kernel's whole bind table to every
+# dump: without it a dump takes 0.78x the time at 3,000 sockets, 0.74x at 9,000 (7 rounds alternating, same run).
+# ``ss`` (iproute2 6.1) does not ask for it either. (The remote port put in the socket id as well, which the kernel
+# compares before the bytecode, measured no faster: 0.79x, 0.75x.)
+DUMPED_STATES = sum(1 << number for number in range(1, 13))
 RECV_BYTES = 1 << 20  # one recv takes many messages; a dump of 20k sockets needs a couple
 
 # TCP states as the kernel numbers them, named as psutil names them
@@ -46,6 +51,7 @@ _DIAG = struct.Struct(">xB2xHH48xI")
 _HOSTCOND = struct.Struct("=BBxxi")  # family, prefix length, port (-1: any); the address follows
 _DIAG_MSG_SIZE = 72  # struct inet_diag_msg; its attributes follow it
 _BIG_U32, _NATIVE_U32 = struct.Struct(">I"), struct.Struct("=I")
+_FIRST_LENGTH = _NATIVE_U32  # a datagram's first message's length
 
 
 class SockDiagUnavailable(BackendUnavailable):
@@ -74,7 +80,7 @@ def _request(family: int, packed: bytes, port: int, server_side: bool, seq: int,
     bytecode = _filter(family, packed, port, server_side)
     attr = _RTA.pack(_RTA.size + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode
     ext = 1 << (INET_DIAG_INFO - 1) if info else 0
-    body = _REQ.pack(family, socket.IPPROTO_TCP, ext, 0, ALL_STATES) + _SOCKID_ZERO + attr
+    body = _REQ.pack(family, socket.IPPROTO_TCP, ext, 0, DUMPED_STATES) + _SOCKID_ZERO + attr
     return _NLMSG.pack(_NLMSG.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
 
 
@@ -124,7 +130,7 @@ def bare_dump(address: str, port: int) -> int:
     sock = _open()
     try:
         sock.send(_request(family, socket.inet_pton(family, address), port, False, 4))
-        return sum(1 for _ in _messages(sock, 4))
+        return _count_dump(sock, 4)
     finally:
         sock.close()
 
@@ -137,29 +143,85 @@ def _open() -> socket.socket:
                                   f"sock_diag netlink socket: {exc}") from None
 
 
+def _chunks(sock: socket.socket):
+    """The dump's datagrams, each of many messages, until the kernel stops sending."""
+    while True:
+        data = sock.recv(RECV_BYTES)
+        if not data:
+            raise SockDiagUnavailable(errno.EIO, "sock_diag closed the dump early")
+        yield data
+
+
+def _ends(data: bytes, offset: int, length: int, kind: int) -> bool:
+    """For a message of the dump that carries no socket: True at its end (NLMSG_DONE);
+    raises SockDiagUnavailable on an error or a bad length; False for any other."""
+    if length < _NLMSG.size:
+        raise SockDiagUnavailable(errno.EIO, f"sock_diag: bad message length {length}")
+    if kind == NLMSG_ERROR:
+        code = -struct.unpack_from("=i", data, offset + _NLMSG.size)[0]
+        raise SockDiagUnavailable(code, f"sock_diag: {os.strerror(code)}")
+    return kind == NLMSG_DONE
+
+
 def _messages(sock: socket.socket, seq: int):
     """Every sock_diag message of dump ``seq`` on ``sock``: yields (buffer, offset of its
     inet_diag_msg, the message's end). Raises SockDiagUnavailable on an error or a cut dump."""
     header_size = _NLMSG.size
     unpack_header = _HEADER.unpack_from
-    while True:
-        data = sock.recv(RECV_BYTES)
-        if not data:
-            raise SockDiagUnavailable(errno.EIO, "sock_diag closed the dump early")
+    for data in _chunks(sock):
         offset, end = 0, len(data)
         while offset + header_size <= end:
             length, kind, msg_seq = unpack_header(data, offset)
-            if length < header_size:
-                raise SockDiagUnavailable(errno.EIO, f"sock_diag: bad message length {length}")
-            if msg_seq == seq:
-                if kind == SOCK_DIAG_BY_FAMILY:
-                    yield data, offset + header_size, offset + length
-                elif kind == NLMSG_DONE:
-                    return
-                elif kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", data, offset + header_size)[0]
-                    raise SockDiagUnavailable(code, f"sock_diag: {os.strerror(code)}")
+            if kind == SOCK_DIAG_BY_FAMILY and msg_seq == seq and length >= header_size:
+                yield data, offset + header_size, offset + length
+            elif (length < header_size or msg_seq == seq) and _ends(data, offset, length, kind):
+                return
             offset += (length + 3) & ~3
+
+
+def _count_dump(sock: socket.socket, seq: int) -> int:
+    """The messages of dump ``seq`` read to its end, no socket parsed: a sample's floor."""
+    header_size, unpack_header, count = _NLMSG.size, _HEADER.unpack_from, 0
+    for data in _chunks(sock):
+        offset, end = 0, len(data)
+        while offset + header_size <= end:
+            length, kind, msg_seq = unpack_header(data, offset)
+            if kind == SOCK_DIAG_BY_FAMILY and msg_seq == seq and length >= header_size:
+                count += 1
+            elif (length < header_size or msg_seq == seq) and _ends(data, offset, length, kind):
+                return count
+            offset += (length + 3) & ~3
+    raise AssertionError("unreachable: _chunks ends only by raising")
+
+
+@functools.lru_cache(maxsize=8)
+def _uniform(length: int) -> tuple[struct.Struct, struct.Struct]:
+    """Two views of a run of messages ``length`` bytes each: headers (length, type, seq), native order; and
+    the sockets' state, ports and receive queue, read as _DIAG reads them."""
+    return (struct.Struct(f"=IH2xI{length - _HEADER.size}x"),
+            struct.Struct(f">{_NLMSG.size}x{_DIAG.format.lstrip('>')}{length - _NLMSG.size - _DIAG.size}x"))
+
+
+def _read_uniform(data: bytes, seq: int, port: int, add_client, add_server) -> bool:
+    """A datagram of socket messages all of one length, as a dump without tcp_info sends them (~250 to a
+    datagram, all ESTABLISHED or all TIME_WAIT alike): read in two C loops (``iter_unpack``), not message by
+    message (0.69x the time, 10,000 sockets). False, part read, at the first message that is not one of them:
+    the caller reads it again its own way."""
+    length = _FIRST_LENGTH.unpack_from(data)[0] if len(data) >= _FIRST_LENGTH.size else 0
+    if length < _NLMSG.size + _DIAG.size or length % 4 or len(data) % length:
+        return False
+    headers, sockets = _uniform(length)
+    states = STATES
+    for (message_length, kind, msg_seq), (state, sport, dport, unread) in zip(headers.iter_unpack(data),
+                                                                               sockets.iter_unpack(data)):
+        if message_length != length or kind != SOCK_DIAG_BY_FAMILY or msg_seq != seq:
+            return False
+        name = states.get(state) or str(state)
+        if dport == port:
+            add_client((sport, name, unread and _NATIVE_U32.unpack(_BIG_U32.pack(unread))[0]))
+        else:
+            add_server((name, dport))
+    return True
 
 
 def _read_dump(sock: socket.socket, seq: int, port: int, info: dict | None = None
@@ -167,21 +229,34 @@ def _read_dump(sock: socket.socket, seq: int, port: int, info: dict | None = Non
     """The dump's client side as (local port, state, bytes received not yet read by
     the client) and server side as (state, remote port); with ``info`` (a dict, the request asked for
     tcp_info), also {local port: (state, bytes received, ms since data)} of the client side."""
-    # the hot loop: one unpack per message, locals only
-    unpack_msg, states = _DIAG.unpack_from, STATES
+    # the hot loop: two unpacks a message (its header, its socket), locals only, no generator between
+    header_size, unpack_header, unpack_msg, states = _NLMSG.size, _HEADER.unpack_from, _DIAG.unpack_from, STATES
     clients: list[tuple[int, str, int]] = []
     servers: list[tuple[str, int]] = []
     add_client, add_server = clients.append, servers.append
-    for data, start, end in _messages(sock, seq):
-        state, sport, dport, unread = unpack_msg(data, start)
-        name = states.get(state) or str(state)
-        if dport == port:
-            add_client((sport, name, unread and _NATIVE_U32.unpack(_BIG_U32.pack(unread))[0]))
-            if info is not None:
-                info[sport] = (name, *_read_info(data, start + _DIAG_MSG_SIZE, end))
-        else:
-            add_server((name, dport))
-    return clients, servers
+    for data in _chunks(sock):
+        if info is None:
+            had = len(clients), len(servers)
+            if _read_uniform(data, seq, port, add_client, add_server):
+                continue
+            del clients[had[0]:], servers[had[1]:]  # read again, message by message
+        offset, end = 0, len(data)
+        while offset + header_size <= end:
+            length, kind, msg_seq = unpack_header(data, offset)
+            if kind == SOCK_DIAG_BY_FAMILY and msg_seq == seq and length >= header_size:
+                start = offset + header_size
+                state, sport, dport, unread = unpack_msg(data, start)
+                name = states.get(state) or str(state)
+                if dport == port:
+                    add_client((sport, name, unread and _NATIVE_U32.unpack(_BIG_U32.pack(unread))[0]))
+                    if info is not None:
+                        info[sport] = (name, *_read_info(data, start + _DIAG_MSG_SIZE, offset + length))
+                else:
+                    add_server((name, dport))
+            elif (length < header_size or msg_seq == seq) and _ends(data, offset, length, kind):
+                return clients, servers
+            offset += (length + 3) & ~3
+    raise AssertionError("unreachable: _chunks ends only by raising")
 
 
 def tcp_info(address: str, port: int) -> dict[int, tuple[str, int, int]]:
