@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 import weakref
 
 from harness.clients import AsyncTarget
@@ -207,3 +208,47 @@ def test_an_async_burst_goes_as_fire_does():
         assert tracker.wait_idle(WAIT_S) and tracker.finished == BURST
     finally:
         target.close()
+
+
+def _end_one_by_one(tracker: InFlight, gaps_s: list[float]) -> threading.Thread:
+    """A thread that ends one request of ``tracker`` after each gap: requests that finish slowly."""
+
+    def run() -> None:
+        for gap in gaps_s:
+            time.sleep(gap)  # the pace under test, not a synchronisation
+            tracker.end()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_drain_waits_while_requests_still_finish_and_gives_up_once_they_stall_or_at_its_bound():
+    watched = []
+    # 6 requests ending 0.2 s apart (1.2 s in all) outlast a 0.8 s wait with none finishing (a 0.6 s margin for
+    # a loaded machine's late thread), inside a bound of 10 s: waited for
+    tracker = InFlight()
+    for _ in range(6):
+        tracker.begin()
+    ender = _end_one_by_one(tracker, [0.2] * 6)
+    started = time.monotonic()
+    assert tracker.wait_drained(0.8, 10.0, lambda: watched.append(1), 0.1)
+    assert time.monotonic() - started >= 1.0 and tracker.current == 0
+    ender.join()
+    assert watched  # watched meanwhile
+    # one that never ends: given up 0.3 s after the last one finished
+    tracker.begin()
+    tracker.begin()
+    ender = _end_one_by_one(tracker, [0.1])
+    started = time.monotonic()
+    assert not tracker.wait_drained(0.3, 10.0, lambda: None, 0.1)
+    assert 0.35 <= time.monotonic() - started < 5.0 and tracker.current == 1  # 5 s: far below the 10-s bound
+    ender.join()
+    # still finishing, but past the bound in all
+    for _ in range(8):
+        tracker.begin()
+    ender = _end_one_by_one(tracker, [0.1] * 8)
+    started = time.monotonic()
+    assert not tracker.wait_drained(5.0, 0.5, lambda: None, 0.1)  # drained only after 0.8 s
+    assert 0.5 <= time.monotonic() - started < 5.0  # the bound, not the 5-s stall
+    ender.join()

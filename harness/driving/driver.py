@@ -66,6 +66,23 @@ class InFlight:
             self._window_peak = self.current
             return result
 
+    def wait_drained(self, stall_s: float, most_s: float, watch: Callable[[], None], every_s: float) -> bool:
+        """Block until no request is in flight (True), or until none has finished for ``stall_s``
+        seconds or ``most_s`` have passed in all (False); ``watch`` is called every ``every_s``
+        seconds meanwhile (it may raise to end the wait)."""
+        start = time.monotonic()
+        finished, moved = self.finished, start
+        while True:
+            now = time.monotonic()
+            if self.finished != finished:
+                finished, moved = self.finished, now
+            left = min(moved + stall_s, start + most_s) - now
+            if self.wait_idle(min(every_s, max(0.0, left))):
+                return True
+            watch()
+            if left <= 0:
+                return False
+
     def wait_idle(self, timeout: float) -> bool:
         """Block until no request is in flight, at most ``timeout`` s."""
         with self._cond:
