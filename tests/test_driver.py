@@ -10,6 +10,7 @@ import weakref
 
 from harness.clients import AsyncTarget
 from harness.driving.driver import Driver, InFlight
+from harness.driving.schedule import make_schedule
 
 from .waiting import wait_for
 
@@ -252,3 +253,13 @@ def test_a_drain_waits_while_requests_still_finish_and_gives_up_once_they_stall_
     assert not tracker.wait_drained(5.0, 0.5, lambda: None, 0.1)  # drained only after 0.8 s
     assert 0.5 <= time.monotonic() - started < 5.0  # the bound, not the 5-s stall
     ender.join()
+
+
+def test_a_round_behind_its_schedule_still_stops_when_told():
+    """A round whose cycles are all overdue (period 0, as on a machine too loaded to keep up) fires
+    nothing once the run is stopped, as a round on time does."""
+    sent: list[str] = []
+    driver, tracker = _driver(sent.append)
+    driver.stop.set()
+    assert driver.replay(make_schedule(400, 0.0, 3, 1), 1) == 0
+    assert tracker.started == 0 and not sent
