@@ -125,6 +125,9 @@ def test_interrupted_compare_leaves_nothing_behind(sig, tmp_path):
     kept = [json.loads(p.read_text()) for p in tmp_path.glob("*-*.json")]
     assert len(kept) >= 2, [d["name"] for d in kept]
     assert all(d["complete"] or d["error"].startswith("KeyboardInterrupt") for d in kept)
+    # the session's table and page cover them; no picture is drawn once interrupted (seconds of matplotlib)
+    assert (tmp_path / "summary.md").exists() and (tmp_path / "report.html").exists()
+    assert not (tmp_path / "compare.png").exists()
     # the process is gone; what it held died with it, and the servers with theirs: nothing on those ports held by
     # this process, its children or no process at all. Another worker's new server may get the same address and
     # port once these are gone, and its own clients connect to it (seen once in CI): a port listened on again is

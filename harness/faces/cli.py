@@ -92,6 +92,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
          f"results in {settings.results_dir}/")
     results = []
     started = time.monotonic()
+    finished = False
     try:
         for i, (target, row) in enumerate(plan, 1):
             _say(f"[{i}/{len(plan)}] {target}: {row.progress}")
@@ -100,11 +101,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
             result = run_and_write(experiment, settings.results_path, progress=lambda line: _say(f"      {line}"))
             results.append(result)
             _say(f"      {short_outcome(result)}")
+        finished = True
     finally:
         written: list = []
         if results:
+            # interrupted, it writes the table and the page (milliseconds) but draws no PNG: matplotlib takes seconds
+            # on a loaded machine (a soak's ^C once waited > 15 s on it), and ^C means stop now
             keep(lambda: written.append(write_session(results, settings.results_path, "compare.png",
-                                                      "faulty and fixed, measured", settings.plots)),
+                                                      "faulty and fixed, measured", settings.plots and finished)),
                  "the summary", complain)
     _say("")
     _say(plain(comparison(results)))
