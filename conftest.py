@@ -1,8 +1,11 @@
+import contextlib
 import gc
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 
 import psutil
 import pytest
@@ -44,13 +47,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(scheduling.DurationRecorder(), "harness-durations")
     before = {name: os.environ.get(name) for name in ENVIRONMENT}
     shared = getattr(config, "workerinput", {}).get(SHARED)
-    if shared:  # a pytest-xdist worker: its controller's folders, left to it to remove
-        (hypothesis_home, pycache), made = shared, []
-    else:
-        hypothesis_home = tempfile.mkdtemp(prefix="harness-hypothesis-")
-        pycache, own = _bytecode_cache()
-        made = [hypothesis_home] + ([pycache] if own else [])
-    config.stash[SCRATCH] = (before, made)
+    with _interrupts_held():
+        if shared:  # a pytest-xdist worker: its controller's folders, left to it to remove
+            (hypothesis_home, pycache), made = shared, []
+        else:
+            hypothesis_home = tempfile.mkdtemp(prefix="harness-hypothesis-")
+            pycache, own = _bytecode_cache()
+            made = [hypothesis_home] + ([pycache] if own else [])
+        config.stash[SCRATCH] = (before, made)
     os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = hypothesis_home
     os.environ["PYTHONPYCACHEPREFIX"] = pycache
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -77,7 +81,25 @@ def _fill_bytecode_cache(config: pytest.Config) -> None:
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
 
 
+@contextlib.contextmanager
+def _interrupts_held():
+    """SIGINT and SIGTERM wait while the session's folders are made and recorded, and land
+    just after: one that landed in between left a folder made and never recorded, so never
+    removed (a soak stopped a run within its first second). Main thread only (signals are
+    delivered there); elsewhere, or without pthread_sigmask, nothing is held."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if SCRATCH not in config.stash:  # interrupted before its configure made anything
+        return
     before, made = config.stash[SCRATCH]
     for folder in made:
         shutil.rmtree(folder, ignore_errors=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.driving import ExperimentError
+from harness.driving import ExperimentError, Run
 from harness.faces.common import run_and_write
 from harness.options import Settings
 from harness.runner import Experiment
@@ -185,3 +185,21 @@ def test_leftover_sockets_are_found_and_named(start_slow_server):
     finally:
         forgotten.close()
     assert settle({(server.host, server.port)}) == []
+
+
+def test_a_drain_that_gives_up_says_where_its_requests_wait(start_slow_server):
+    """Requests that never finish are placed: on the server's side (it holds them: received,
+    unanswered) or the client's (started, never received). Here one of each."""
+    server = start_slow_server(delay=30)  # an answer long after the test: held until the socket closes
+    run = Run(lambda url: None, server, sample_interval=0.05)
+    with run, socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        run.tracker.begin()  # the request sent above
+        run.tracker.begin()  # one the client never sent
+        wait_for(server.stats, lambda stats: stats["active_requests"] == 1)
+        with pytest.raises(ExperimentError) as caught:
+            run.drain(0.2)
+    text = str(caught.value)
+    assert text.startswith("2 requests still in flight, none finishing for 0.2 s"), text
+    assert ("it holds 1 requests unanswered and 0 connections that have sent nothing yet, and received 1 of the 2 "
+            "requests started; the client's sockets to it: 1 established, 0 in CLOSE_WAIT") in text, text

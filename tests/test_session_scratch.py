@@ -1,5 +1,6 @@
 """The session's scratch folders (conftest.py): one set for a whole pytest-xdist session, removed at its end."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,33 @@ def test_workers_share_the_controllers_scratch_folders_and_it_removes_them(tmp_p
     hypothesis_home = next(iter(given.values()))[0]
     assert Path(hypothesis_home).name.startswith("harness-hypothesis-")
     assert not os.path.exists(hypothesis_home)  # removed by the controller at its end
+
+
+# A plugin that interrupts the session the moment its Hypothesis folder exists, before conftest.py can record it.
+INTERRUPT_AT_MAKING = """
+import os, signal, tempfile
+made = tempfile.mkdtemp
+def mkdtemp(*args, **kwargs):
+    folder = made(*args, **kwargs)
+    if kwargs.get("prefix") == "harness-hypothesis-":
+        with open(os.path.join(os.environ["SCRATCH_OUT"], "made"), "w") as f:
+            f.write(folder)
+        os.kill(os.getpid(), signal.SIGINT)  # a Ctrl-C: Python raises it at its next instruction, here
+    return folder
+tempfile.mkdtemp = mkdtemp
+"""
+
+
+def test_a_ctrl_c_as_the_folders_are_made_leaves_none(tmp_path):
+    (tmp_path / "interrupt_at_making.py").write_text(INTERRUPT_AT_MAKING)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "SCRATCH_OUT": str(out), "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "interrupt_at_making",
+                           "-n", "0", f"--basetemp={tmp_path / 'base'}", "tests/test_layout.py"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr  # pytest's status for an interrupted session
+    made = (out / "made").read_text()
+    left = os.path.exists(made)
+    shutil.rmtree(made, ignore_errors=True)  # should it be left, this test does not leave it too
+    assert Path(made).name.startswith("harness-hypothesis-") and not left, made

@@ -122,9 +122,29 @@ class Run:
         if self.tracker.current:
             raise ExperimentError(
                 f"{self.tracker.current} requests still in flight, none finishing for {deadline_s:.1f} s "
-                f"(or {DRAIN_MOST_TIMES * deadline_s:.1f} s in all); "
-                f"is the server alive? ({'yes' if all(s.alive() for s in self.servers) else 'no'})"
-            )
+                f"(or {DRAIN_MOST_TIMES * deadline_s:.1f} s in all); " + self._where_requests_wait())
+
+    def _where_requests_wait(self) -> str:
+        """For a drain that gave up: whether the requests in flight reached the servers (what
+        they hold and received, from /stats) and the client's sockets to them by state, so a
+        stall is placed on the server's side or the client's. Costs a /stats call a server and
+        one sample."""
+        if not all(s.alive() for s in self.servers):
+            return "a server has died"
+        held = received = connecting = 0
+        try:
+            for server, before in zip(self.servers, self.stats_before):
+                now = server.stats()
+                held += now["active_requests"]
+                connecting += now["connecting"]
+                received += now["requests_received"] - before.get("requests_received", 0)
+        except (OSError, ValueError, KeyError, ServerError) as exc:
+            return f"the server is alive, its counters unreadable ({type(exc).__name__}: {exc})"
+        snapshot = self.counter.snapshot()
+        return (f"the server is alive: it holds {held} requests unanswered and {connecting} connections that have "
+                f"sent nothing yet, and received {received} of the {self.tracker.started} requests started; the "
+                f"client's sockets to it: {snapshot.established} established, {snapshot.close_wait} in CLOSE_WAIT, "
+                f"{snapshot.other} connecting or closing")
 
     def settle(self, label: str) -> tuple[Sample, Snapshot]:
         """Sample until two samples in a row agree on the held sockets (bounded)."""
