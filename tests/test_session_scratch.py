@@ -16,14 +16,21 @@ def pytest_sessionstart(session):
 """
 
 
-def test_workers_share_the_controllers_scratch_folders_and_it_removes_them(tmp_path):
-    (tmp_path / "report_scratch.py").write_text(REPORT)
+def nested_session(tmp_path: Path, plugin: str, workers: int) -> tuple[subprocess.CompletedProcess, Path]:
+    """pytest on tests/test_layout.py with ``plugin`` (its source) loaded in each process and
+    ``workers`` pytest-xdist workers; returns the process and the folder its plugin writes in."""
+    (tmp_path / "scratch_plugin.py").write_text(plugin)
     out = tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "SCRATCH_OUT": str(out), "PYTHONPATH": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "report_scratch",
-                           "-n", "2", f"--basetemp={tmp_path / 'base'}", "tests/test_layout.py"],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "scratch_plugin",
+                           "-n", str(workers), f"--basetemp={tmp_path / 'base'}", "tests/test_layout.py"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return done, out
+
+
+def test_workers_share_the_controllers_scratch_folders_and_it_removes_them(tmp_path):
+    done, out = nested_session(tmp_path, REPORT, workers=2)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     given = {path.name: path.read_text().splitlines() for path in out.iterdir()}
     assert len(given) == 3, given  # the controller and its two workers
@@ -49,13 +56,7 @@ tempfile.mkdtemp = mkdtemp
 
 
 def test_a_ctrl_c_as_the_folders_are_made_leaves_none(tmp_path):
-    (tmp_path / "interrupt_at_making.py").write_text(INTERRUPT_AT_MAKING)
-    out = tmp_path / "out"
-    out.mkdir()
-    env = {**os.environ, "SCRATCH_OUT": str(out), "PYTHONPATH": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "interrupt_at_making",
-                           "-n", "0", f"--basetemp={tmp_path / 'base'}", "tests/test_layout.py"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done, out = nested_session(tmp_path, INTERRUPT_AT_MAKING, workers=0)
     assert done.returncode == 2, done.stdout + done.stderr  # pytest's status for an interrupted session
     made = (out / "made").read_text()
     left = os.path.exists(made)
