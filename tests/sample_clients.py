@@ -11,6 +11,7 @@ import http.client
 import itertools
 import socket
 import threading
+import time
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -193,6 +194,19 @@ def pool_of_one(url: str) -> int:
 
 def pool_of_500(url: str) -> int:
     return _pool_of_500.get(url, timeout=10).status_code
+
+
+slow_start_pool = _session_with_pool(500)
+_one_start_at_a_time = threading.Lock()
+SLOW_START_S = 0.06  # each request's start as a starved machine makes it: ~17 a second, one after another
+
+
+def slow_to_start(url: str) -> int:
+    """A pool of 500 on a starved machine: its requests start one after another, 60 ms
+    each (the wait stands for CPU it does not get), so a burst takes seconds to be in flight."""
+    with _one_start_at_a_time:
+        time.sleep(SLOW_START_S)
+    return slow_start_pool.get(url, timeout=10).status_code
 
 
 def two_pools(url: str) -> int:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import psutil
@@ -135,6 +136,49 @@ def test_a_peer_with_a_command_of_its_own_is_never_forked():
     with AiohttpPeer(delay=0.01) as peer:
         assert "harness.peers.aiohttp_server" in psutil.Process(peer.pid).cmdline()
         assert "aiohttp" in requests.get(peer.url, timeout=5).headers.get("Server", "")
+
+
+# a child that binds port 0 and reports it after ``{busy}`` s of work (CPU, as an import is) or of sleep
+STARTER = """
+import json, socket, sys, time
+end = time.monotonic() + {busy}
+while time.monotonic() < end:
+    {work}
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+print(json.dumps({{"port": s.getsockname()[1]}}), flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("work, busy, said", [
+    ("pass", 1.0, None),  # slower to start than its quiet limit, busy all along: waited for
+    ("time.sleep(30)", 30, "used no CPU for 0.3 s and did not report its port"),  # stuck: given up quickly
+    ("pass", 30, "did not report its port within 1.5 s, though busy"),  # busy for ever: given up at the most
+], ids=["busy", "stuck", "busy-too-long"])
+def test_a_starting_server_is_waited_for_while_it_works(monkeypatch, work, busy, said):
+    """A soak's bench peer (a new interpreter importing aiohttp) took more than 10 s to report its
+    port on a loaded machine: a start is given up once the child uses no CPU for START_QUIET_S
+    (here 0.3 s), or after START_MOST_S in all (here 1.5 s), not after a fixed time."""
+    from harness.server import process
+
+    class Starter(ServerProcess):
+        def command(self) -> list[str]:
+            return [sys.executable, "-c", STARTER.format(busy=busy, work=work)]
+
+    monkeypatch.setattr(process, "START_QUIET_S", 0.3)
+    monkeypatch.setattr(process, "START_MOST_S", 1.5)
+    starter = Starter(delay=0.0)
+    if said is None:
+        with starter:
+            assert starter.port > 0 and starter.alive()
+        return
+    started = time.monotonic()
+    with pytest.raises(ServerError, match=said):
+        starter.start()
+    assert time.monotonic() - started < 10  # within its limits (+ the stop's), not the 30 s of work
+    assert not starter.alive()  # stopped when given up
 
 
 def test_a_forked_harness_run_forks_its_servers_too_and_they_end_with_it(own_forker, tmp_path):

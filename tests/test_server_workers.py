@@ -92,6 +92,25 @@ def test_a_hold_set_at_one_worker_releases_every_workers_answers(start_slow_serv
     assert (stats["holds_reached"], stats["holds_missed"]) == (1, 0)
 
 
+def test_a_missed_hold_tells_the_whole_servers_in_flight_and_a_new_one_clears_it(start_slow_server):
+    server = start_slow_server(delay=30, workers=2)
+    server.hold(until=CONNECTIONS + 1, most_s=30)
+    socks = [connect(server) for _ in range(CONNECTIONS)]
+    try:
+        for s in socks:
+            s.sendall(REQUEST_11)
+        wait_for(server.stats, lambda st: st["active_requests"] == CONNECTIONS)
+        assert min(open_sockets_by_worker(server)) > 0  # both workers hold some of them
+        server.hold(until=CONNECTIONS + 1, most_s=0)  # its deadline now, with every request in flight
+        stats = wait_for(server.stats, lambda st: st["holds_missed"] == 1)
+        assert stats["in_flight_at_miss"] == CONNECTIONS  # every worker's, not the owner's share
+        server.hold(until=CONNECTIONS + 1, most_s=30)
+        assert server.stats()["in_flight_at_miss"] == 0  # cleared in every worker's row
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_the_every_nth_fault_counts_the_whole_servers_requests(start_slow_server):
     server = start_slow_server(delay=0, workers=2, fault="reset", every=3)
     outcomes = []

@@ -17,10 +17,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import psutil
+
 from .forker import ForkedProcess, ForkerError, forker
 from .tls import Certificates, client_context
 
-START_DEADLINE_S = 10.0  # a cold interpreter importing asyncio, h11 and psutil takes ~0.3 s
+# A server starting gives up once it used no CPU for START_QUIET_S: a cold interpreter importing asyncio, h11 and
+# psutil takes ~0.3 s, and even a starved one gets some CPU within a second. While it keeps using CPU it is given
+# up to START_MOST_S: in a loaded soak a new interpreter importing aiohttp (a bench peer) took more than 10 s.
+START_QUIET_S, START_MOST_S = 10.0, 60.0
 STOP_GRACE_S = 5.0  # SIGTERM closes every connection and exits in ~0.1 s; 5 s before SIGKILL
 STDERR_LINES_KEPT = 200
 
@@ -92,7 +97,7 @@ class ServerProcess:
         self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"server-{self.pid}-stderr", daemon=True)
         self._stderr_thread.start()
         try:
-            info = self._wait_ready(START_DEADLINE_S)
+            info = self._wait_ready(START_QUIET_S, START_MOST_S)
         except BaseException:
             self.stop()
             raise
@@ -105,16 +110,30 @@ class ServerProcess:
         for raw in self._proc.stderr:
             self._stderr.append(raw.decode(errors="replace").rstrip("\n"))
 
-    def _wait_ready(self, deadline_s: float) -> dict:
+    def _wait_ready(self, quiet_s: float, most_s: float) -> dict:
+        """The child's ready line, waited for while it makes progress: it fails once the child
+        used no CPU for ``quiet_s`` (stuck), or after ``most_s`` in all. Its CPU time is read
+        every 0.1 s (/proc, ~20 us)."""
         assert self._proc is not None and self._proc.stdout is not None
-        deadline = time.monotonic() + deadline_s
+        started = last_progress = time.monotonic()
+        cpu_s = -1.0
         with selectors.DefaultSelector() as sel:
             sel.register(self._proc.stdout, selectors.EVENT_READ)
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ServerError(f"server pid {self.pid} did not report its port within {deadline_s} s{self.tail()}")
-                if sel.select(timeout=min(remaining, 0.1)):
+                now = time.monotonic()
+                try:
+                    used = sum(psutil.Process(self.pid).cpu_times()[:2])
+                except psutil.Error:  # gone: its exit is told below
+                    used = cpu_s
+                if used > cpu_s:
+                    cpu_s, last_progress = used, now
+                if now - last_progress >= quiet_s:
+                    raise ServerError(f"server pid {self.pid} used no CPU for {quiet_s:g} s and did not report its "
+                                      f"port ({now - started:.1f} s after its start){self.tail()}")
+                if now - started >= most_s:
+                    raise ServerError(f"server pid {self.pid} did not report its port within {most_s:g} s, "
+                                      f"though busy ({cpu_s:.1f} s of CPU){self.tail()}")
+                if sel.select(timeout=0.1):
                     line = self._proc.stdout.readline()
                     if line:
                         try:

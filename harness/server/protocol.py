@@ -74,6 +74,9 @@ class ServerStats:
     idle_closed: int = 0  # keep-alive connections the server closed for idling (--idle-close)
     holds_reached: int = 0  # /hold barriers met: that many requests were in flight at once
     holds_missed: int = 0  # /hold barriers whose deadline came first
+    # requests in flight when the latest barrier's deadline came first (0 until one does; a new barrier clears it):
+    # how far a burst got in its window, so the next can be given the time its pace needs
+    in_flight_at_miss: int = 0
     header_timeouts: int = 0  # connections closed for not sending a whole request head in time (--header-timeout)
     bad_requests: int = 0  # answered 400 and closed: not an HTTP/1.x request
     tls_handshakes: int = 0  # TLS handshakes completed (--tls)
@@ -820,7 +823,9 @@ class SlowServer:
             return (b"400 Bad Request", b"hold: give until=N (1..100000), most=S (0..600) and maybe then=S\n",
                     b"text/plain")
         loop = asyncio.get_running_loop()
-        generation = self.shared.set_hold(until, most, then) if self.shared is not None else 0
+        if self.shared is None:
+            self.stats.in_flight_at_miss = 0
+        generation = self.shared.set_hold(until, most, then) if self.shared is not None else 0  # clears every row's
         self.hold_generation = generation
         self.hold = Hold(until, loop.time() + most, then, generation=generation)
         loop.call_at(self.hold.deadline, self._hold_deadline, self.hold)
@@ -929,6 +934,7 @@ class SlowServer:
                                        == hold.generation and self.shared.control[REACHED])
             if not reached and hold.owner:  # the held ones are answered by their own fallback timers
                 self.stats.holds_missed += 1
+                self.stats.in_flight_at_miss = self.stats.total("active_requests")
 
     def stop_accepting(self) -> None:
         """Close the listener: new connections are refused, open ones keep working."""

@@ -142,6 +142,8 @@ class Shared:
             control[THEN_NS] = NO_THEN if then_s is None else int(then_s * 1e9)
             control[REACHED] = 0
             generation = control[GENERATION]
+            for row in self.rows:  # only the latest barrier's miss is told: its owner's row alone holds it
+                row.in_flight_at_miss = 0
         self.ring()
         return generation
 
