@@ -43,6 +43,7 @@ servers start as before.
 from __future__ import annotations
 
 import atexit
+import gc
 import importlib
 import json
 import os
@@ -397,6 +398,9 @@ def _fork(caller: socket.socket, sel: selectors.BaseSelector, children: dict[int
         return
     # a harness run is a caller in turn: a socket pair of its own, ours registered before it can ask
     pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if program != "server" else None
+    # what the forker holds now is never garbage to a child: its collections skip it (a forked run's full
+    # collection walked every module the forker imported, writing to each object's header: a page copied each)
+    gc.freeze()
     try:
         pid = os.fork()
     except OSError as exc:
