@@ -203,3 +203,56 @@ def test_a_drain_that_gives_up_says_where_its_requests_wait(start_slow_server):
     assert text.startswith("2 requests still in flight, none finishing for 0.2 s"), text
     assert ("it holds 1 requests unanswered and 0 connections that have sent nothing yet, and received 1 of the 2 "
             "requests started; the client's sockets to it: 1 established, 0 in CLOSE_WAIT") in text, text
+
+
+def stalled_drain(run: Run, requests: int) -> str:
+    """What a drain of ``requests`` that never end says as it gives up (after 0.2 s)."""
+    with run:
+        for _ in range(requests):
+            run.driver.fire()
+        with pytest.raises(ExperimentError) as caught:
+            run.drain(0.2)
+    return str(caught.value)
+
+
+def test_a_drain_that_gives_up_says_where_the_clients_threads_wait(start_slow_server, capsys):
+    """A client stalled inside its own code (here: waiting on an event never set) is named at
+    its line; the full stacks go to stderr."""
+    never = threading.Event()
+
+    def stuck_request(url: str) -> None:
+        never.wait(30)  # the stall: released by the test's end
+
+    try:
+        text = stalled_drain(Run(stuck_request, start_slow_server(delay=0), sample_interval=0.05), 3)
+    finally:
+        never.set()
+    line = stuck_request.__code__.co_firstlineno + 1
+    assert "the client's threads: 3 (Thread-" in text, text
+    assert f", ...) at {__file__}:{line} in stuck_request (waiting in threading.py:" in text, text
+    assert "socket-sampler" not in capsys.readouterr().err  # the harness's own threads are left out
+    assert "experiment-watchdog" not in text
+
+
+def test_a_drain_that_gives_up_says_where_an_async_clients_tasks_wait(start_slow_server, capsys):
+    """An ``async def`` client's requests are tasks on one loop: each is named at the line it awaits."""
+    import asyncio
+
+    from harness.clients import AsyncTarget
+
+    async def stuck_request(url: str) -> None:
+        await asyncio.sleep(30)  # the stall: cancelled with the loop at the test's end
+
+    target = AsyncTarget(stuck_request)
+    try:
+        text = stalled_drain(Run(target, start_slow_server(delay=0), sample_interval=0.05), 2)
+    finally:
+        target.loop.call_soon_threadsafe(lambda: [t.cancel() for t in target.pending_tasks()])
+        wait_for(target.pending_tasks, lambda tasks: tasks == [])
+        target.close()
+    line = stuck_request.__code__.co_firstlineno + 1
+    assert "its tasks: 2 (Task-" in text and f", ...) at {__file__}:{line} in stuck_request" in text, text
+    # the loop's own thread is free, waiting for events: the stall is the tasks', not a blocked loop
+    assert "the client's threads: 1 (target-event-loop) at " in text and "in select" in text, text
+    assert "target-event-loop" in capsys.readouterr().err
+

@@ -83,6 +83,10 @@ class AsyncTarget:
             task.add_done_callback(functools.partial(self._ended, done))
             await asyncio.sleep(0)
 
+    def pending_tasks(self) -> list[asyncio.Task]:
+        """The requests started and not ended, as tasks (for where a stalled client waits)."""
+        return list(self._running)
+
     def _ended(self, done: Callable[[BaseException | None], object], task: asyncio.Task) -> None:
         self._running.discard(task)
         done(asyncio.CancelledError() if task.cancelled() else task.exception())

@@ -6,12 +6,14 @@ scenarios (``harness.scenarios``) use it to measure; ``ExperimentResult``
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 from ..sampling import HELD_STATES, HostsCounter, Sample, SeriesRecorder, Snapshot, SocketCounter
 from ..server import STATS_GAUGES, ServerError, ServerProcess
+from . import stacks
 from .driver import Driver, InFlight
 from .result import Churn
 
@@ -19,6 +21,8 @@ from .result import Churn
 # cores (a soak), 19 of a round's 23 HTTP/2 requests, each on a new TLS connection, were in flight 5.6 s after due.
 DRAIN_MOST_TIMES = 4  # a round's 5.6-s deadline stretched to 22 s: room for 4x slower, inside pytest's 60-s timeout
 WATCH_INTERVAL_S = 0.1  # how often the servers are checked for life: a death is reported well within 2 s
+# the harness's own threads (named so where they start), left out of where a stalled client waits
+HARNESS_THREADS = ("experiment-watchdog", "socket-sampler", "server-forker", "server-")
 SETTLE_SAMPLES_MAX = 10  # a residual that has not settled after 10 samples is taken as it stands
 Progress = Callable[[str], None]
 
@@ -122,7 +126,22 @@ class Run:
         if self.tracker.current:
             raise ExperimentError(
                 f"{self.tracker.current} requests still in flight, none finishing for {deadline_s:.1f} s "
-                f"(or {DRAIN_MOST_TIMES * deadline_s:.1f} s in all); " + self._where_requests_wait())
+                f"(or {DRAIN_MOST_TIMES * deadline_s:.1f} s in all); " + self._where_requests_wait() + "; "
+                + self._where_client_waits())
+
+    def _where_client_waits(self) -> str:
+        """For a drain that gave up: where the client's threads (and an async client's tasks) wait,
+        the largest groups named; every stack is written to stderr. The harness's own threads are
+        left out."""
+        threads = [(name, stack) for name, stack in stacks.thread_stacks()
+                   if not name.startswith(HARNESS_THREADS)]
+        said, full = stacks.where_they_wait(threads, "threads")
+        pending = getattr(self.client, "pending_tasks", None)
+        if callable(pending):
+            said_tasks, full_tasks = stacks.where_they_wait(stacks.task_stacks(pending()), "tasks")
+            said, full = f"{said}; its {said_tasks}", f"{full}\n{full_tasks}"
+        print(f"harness: where the client waits, a drain having given up:\n{full}", file=sys.stderr, flush=True)
+        return f"the client's {said}"
 
     def _where_requests_wait(self) -> str:
         """For a drain that gave up: whether the requests in flight reached the servers (what
