@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from ..sampling import HELD_STATES, HostsCounter, Sample, SeriesRecorder, Snapshot, SocketCounter
 from ..server import STATS_GAUGES, ServerError, ServerProcess
-from . import stacks
+from .stacks import task_stacks, thread_stacks, where_they_wait
 from .driver import Driver, InFlight
 from .result import Churn
 
@@ -133,12 +133,12 @@ class Run:
         """For a drain that gave up: where the client's threads (and an async client's tasks) wait,
         the largest groups named; every stack is written to stderr. The harness's own threads are
         left out."""
-        threads = [(name, stack) for name, stack in stacks.thread_stacks()
+        threads = [(name, stack) for name, stack in thread_stacks()
                    if not name.startswith(HARNESS_THREADS)]
-        said, full = stacks.where_they_wait(threads, "threads")
+        said, full = where_they_wait(threads, "threads")
         pending = getattr(self.client, "pending_tasks", None)
         if callable(pending):
-            said_tasks, full_tasks = stacks.where_they_wait(stacks.task_stacks(pending()), "tasks")
+            said_tasks, full_tasks = where_they_wait(task_stacks(pending()), "tasks")
             said, full = f"{said}; its {said_tasks}", f"{full}\n{full_tasks}"
         print(f"harness: where the client waits, a drain having given up:\n{full}", file=sys.stderr, flush=True)
         return f"the client's {said}"
