@@ -62,3 +62,30 @@ def test_a_ctrl_c_as_the_folders_are_made_leaves_none(tmp_path):
     left = os.path.exists(made)
     shutil.rmtree(made, ignore_errors=True)  # should it be left, this test does not leave it too
     assert Path(made).name.startswith("harness-hypothesis-") and not left, made
+
+
+def test_a_fresh_bytecode_cache_is_seeded_with_the_installed_bytecode(tmp_path):
+    """With PYTHONPYCACHEPREFIX, Python reads bytecode only from the prefix: a fresh one had each
+    process compile what it imports (a soak's first run: aiohttp compiled on a client's loop for
+    over 20 s). Seeded, importing aiohttp (and all it imports) compiles and writes nothing."""
+    import asyncio.base_events
+
+    from tests import bytecode
+
+    prefix = tmp_path / "pycache"
+    assert bytecode.seed(str(prefix), bytecode.installed_roots()) > 1000  # the standard library's alone is more
+
+    def cached() -> dict[str, tuple[int, int]]:
+        return {str(p): (p.stat().st_ino, p.stat().st_mtime_ns) for p in prefix.rglob("*.pyc")}
+
+    before = cached()
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(prefix)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # it would write what it compiled
+    subprocess.run([sys.executable, "-c", "import aiohttp, httpx"], env=env, check=True, timeout=60)
+    written = {path for path, stamp in cached().items() if before.get(path) != stamp}
+    assert written == set(), sorted(written)[:10]  # every module found compiled, and found valid
+    # what seeding links is where Python looks: the same path as its own rule gives
+    pythons_rule = subprocess.run(
+        [sys.executable, "-c", "import importlib.util as u, asyncio.base_events as m; print(u.cache_from_source(m.__file__))"],
+        env=env, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    assert pythons_rule == bytecode.prefix_path(str(prefix), asyncio.base_events.__file__)
