@@ -196,6 +196,16 @@ def pool_of_500(url: str) -> int:
     return _pool_of_500.get(url, timeout=10).status_code
 
 
+capped_pool = requests.Session()
+capped_pool.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=3, pool_block=True))
+
+
+def capped_at_three(url: str) -> int:
+    """A pool that blocks at 3 connections: never more than 3 requests in flight, so a sweep
+    needing more than the 3 it holds can never be proved, however long it waits."""
+    return capped_pool.get(url, timeout=10).status_code
+
+
 slow_start_pool = _session_with_pool(500)
 _one_start_at_a_time = threading.Lock()
 SLOW_START_S = 0.06  # each request's start as a starved machine makes it: ~17 a second, one after another

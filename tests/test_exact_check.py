@@ -4,6 +4,7 @@ nothing through one. Rare leaks the rounds pass are caught; healthy shapes never
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from pathlib import Path
@@ -139,9 +140,20 @@ def test_a_barrier_not_reached_answers_at_its_deadline_and_is_counted(start_slow
         assert read_response(s).startswith(b"HTTP/1.1 200")  # after 0.2 s: one request never makes five
     stats = wait_for(server.stats, lambda st: st["holds_missed"] == 1)
     assert stats["holds_reached"] == 0
-    assert stats["in_flight_at_miss"] == 1  # how far the burst got: the next sweep's pace is read from it
+
+
+def test_a_missed_barrier_tells_how_many_were_in_flight_and_a_new_one_clears_it(start_slow_server):
+    """How far a burst got: the next sweep's pace is read from it."""
+    server = start_slow_server(delay=30.0)
     server.hold(5, 30.0)
-    assert server.stats()["in_flight_at_miss"] == 0  # a new barrier clears it: only the latest miss is told
+    with connect(server) as s:
+        s.sendall(REQUEST_11)
+        wait_for(server.stats, lambda st: st["active_requests"] == 1)  # in flight (held: the answer is 30 s away)
+        server.hold(5, 0.0)  # a barrier whose deadline comes now, with that one request in flight
+        stats = wait_for(server.stats, lambda st: st["holds_missed"] == 1)
+        assert stats["in_flight_at_miss"] == 1
+        server.hold(5, 30.0)
+        assert server.stats()["in_flight_at_miss"] == 0  # only the latest miss is told
 
 
 def test_a_retried_sweep_gets_the_time_the_missed_ones_pace_needs():
@@ -154,6 +166,26 @@ def test_a_retried_sweep_gets_the_time_the_missed_ones_pace_needs():
     assert hold_window_s(29, 9, missed=(5, 0.31)) == pytest.approx(0.25 + 1.5 * 9 * 0.31 / 5)
     assert hold_window_s(29, 9, missed=(0, 0.31)) == HOLD_RETRY_MOST_S  # nothing came: no pace to go by
     assert hold_window_s(500, 9, missed=(8, 0.31)) == pytest.approx(1.25)  # never shorter than the usual
+
+
+def test_a_pool_capped_in_flight_is_retried_with_the_usual_window(tmp_path, capsys):
+    """A pool that never has more than 3 requests in flight misses every barrier past 3; it
+    holds no more than it had in flight, so its retry is not fitted to a pace (a longer window
+    would only hold its requests past a read timeout)."""
+    from harness.scenarios.seed import hold_window_s
+
+    from . import sample_clients
+
+    try:
+        assert main(["run", "tests.sample_clients:capped_at_three", "--budget", "60", "--plots", "off",
+                     "--results-dir", str(tmp_path)]) == 0
+    finally:
+        sample_clients.capped_pool.close()
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  sweep ")]
+    retry = re.fullmatch(r"  sweep 2: (\d+) requests, but \S+ had 3 of 4 in flight at once in ([\d.]+) s: proves nothing",
+                         said[-1])
+    assert len(said) == 2 and retry, said  # capped: 3 in flight at the deadline, where 4 were needed
+    assert float(retry[2]) == pytest.approx(hold_window_s(int(retry[1]), 4), abs=0.005), said  # printed to 0.01 s
 
 
 def test_a_client_slow_to_start_its_burst_is_still_proved(tmp_path, capsys):
@@ -170,7 +202,7 @@ def test_a_client_slow_to_start_its_burst_is_still_proved(tmp_path, capsys):
     out = capsys.readouterr().out
     data = json.loads(next(tmp_path.glob("tcp_count-*.json")).read_text())
     sweeps = data["judgement"]["sweeps"]
-    assert "proves nothing; once more, with the time that pace needs" in out, out
+    assert "sweep 1: " in out and "proves nothing; once more" in out, out
     assert sweeps["verdict"] == "plateau" and sweeps["sweeps"] == 2, out
 
 
@@ -204,10 +236,11 @@ def test_a_first_sweep_that_proves_nothing_is_sent_once_more(monkeypatch, tmp_pa
     from harness.runner import Experiment
     from harness.server import ServerProcess
 
-    hold, calls = ServerProcess.hold, []
+    hold, calls, windows = ServerProcess.hold, [], []
 
     def hold_maybe_out_of_reach(self, until, most_s, then_s=None):
         calls.append(until)
+        windows.append(most_s)
         reachable = reachable_from is not None and len(calls) >= reachable_from
         return hold(self, until if reachable else 100_000, most_s, then_s)
 
@@ -216,8 +249,12 @@ def test_a_first_sweep_that_proves_nothing_is_sent_once_more(monkeypatch, tmp_pa
     run_and_write(Experiment("fixed", settings=Settings(results_dir=str(tmp_path))), tmp_path, progress=lines.append)
     sweeps = json.loads((tmp_path / "tcp_count-fixed.json").read_text())["judgement"]["sweeps"]
     said = [line for line in lines if line.startswith("sweep ")]
-    assert said[0].startswith("sweep 1:") and said[0].endswith("proves nothing; once more, with the time that pace "
-                                                               "needs"), lines
+    assert said[0].startswith("sweep 1:") and said[0].endswith("proves nothing; once more"), lines
+    # the fixed client's pool is capped: it did not grow through the missed sweep, so the retry's window is the
+    # usual one (fitted to its pace, it held the requests past their 1 s read timeout)
+    from harness.scenarios.seed import hold_window_s
+    sizes = [int(line.split()[2]) for line in said[:2]]
+    assert windows[1] == pytest.approx(hold_window_s(sizes[1], 1)), (windows, lines)
     if reachable_from is None:
         assert len(calls) == 2 and said[1].endswith("proves nothing"), lines
         assert sweeps["verdict"] == "undecided" and " requests in flight at once" in sweeps["reason"], sweeps

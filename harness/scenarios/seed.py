@@ -59,9 +59,10 @@ SWEEP_LEAST, SWEEP_MOST = 20, 2000
 # covers that, and stays under the fixed variants' 1 s read timeout with the 0.2 s delay on top (a client
 # that timed out would fail requests the sweep made). Not reached in time: inconclusive, never a leak.
 HOLD_LEAST_S, HOLD_PER_REQUEST_S = 0.25, 0.002
-# A sweep that missed its barrier is tried once more, its window fitted to the pace the server saw in the one
-# missed (requests in flight at its deadline over its window): a loaded soak's pool of 500 had fewer than 19 of
-# 100 in flight in 0.45 s, then fewer than 67 of 132 in 0.51 s. 1.5 times the time that pace needs, since a pace
+# A sweep that missed its barrier is tried once more; if the client then holds more than it had in flight at that
+# deadline (it was slow, not capped), the retry's window is fitted to the pace the server saw in the one missed
+# (requests in flight at its deadline over its window): a loaded soak's pool of 500 had fewer than 19 of 100 in
+# flight in 0.45 s, then fewer than 67 of 132 in 0.51 s. 1.5 times the time that pace needs, since a pace
 # under load varies by about half from burst to burst (the two above); at most 2.5 s, so the client's own read
 # timeout (the fixed variants': 1 s, on top of a 0.2 s delay) is met only when a machine is starved past that.
 RETRY_PACE_MARGIN, HOLD_RETRY_MOST_S = 1.5, 2.5
@@ -196,7 +197,12 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         # the first sweep spends the budget but for one more reach; later ones only reach
         size = min(SWEEP_MOST, max(reach, settings.budget - run.tracker.started - reach))
         # a retry's window: what the slowest server's pace in the missed sweep needs for its barrier
-        most_s = max(hold_window_s(size, n + 1, miss) for n, miss in zip(held, misses or [None] * len(held)))
+        # a pool that now holds more than it had in flight at the missed deadline was slow to fill, not capped: its
+        # pace is fitted. One capped in flight (aiohttp's limit_per_host) holds at most what it had in flight: a
+        # longer window cannot reach its barrier and only holds its requests past their read timeout (a loaded soak:
+        # aiohttp-fixed's requests, timed out, then waited on its connector for good)
+        most_s = max(hold_window_s(size, n + 1, miss if miss is not None and n > miss[0] else None)
+                     for n, miss in zip(held, misses or [None] * len(held)))
         reached_before = [server.stats()["holds_reached"] for server in run.servers]
         with run.driver.burst(size) as ready:  # its threads started before the barrier's clock starts
             for server, n in zip(run.servers, held):
@@ -216,7 +222,7 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         if missed:  # not concurrent enough to prove anything: a pool capped at what it holds, say
             again = not retried  # once a run, whichever sweep it is
             progress(f"sweep {sweeps}: {size} requests, but {', '.join(missed)} in flight at once in "
-                     f"{most_s:.2f} s: proves nothing" + ("; once more, with the time that pace needs" if again else ""))
+                     f"{most_s:.2f} s: proves nothing" + ("; once more" if again else ""))
             if again:  # a loaded machine can be slow to start a burst; the second finds its connections open
                 retried = True
                 misses = [(st["in_flight_at_miss"] if st["holds_reached"] == r else n + 1, most_s)
