@@ -53,3 +53,27 @@ def test_one_failure_closes_the_idle_not_the_requests_under_way(start_slow_serve
             assert not closed  # kept while the slow one ran
             return
     pytest.fail(f"the slow request was answered before the failure was over at each delay, {SLOW_S} s")
+
+
+def test_aiohttp_one_session_a_failure_strands_no_request_queued_on_it(start_slow_server):
+    """aiohttp-fixed, one connection a host: the first request times out and retires the session;
+    the two queued behind it on that session's connector still get their answers (closed at once,
+    the session left them waiting for good: aiohttp never wakes them)."""
+    import asyncio
+
+    from harness.clients.aiohttp_variants import AiohttpFixed
+
+    server = start_slow_server(delay=0.0)
+    fixed = AiohttpFixed(ClientTuning(read_timeout=0.3, idle_timeout=30.0, max_in_flight_per_host=1))
+
+    async def three() -> list:
+        first = asyncio.ensure_future(fixed(server.url + "?delay=5"))  # past its 0.3 s read timeout
+        queued = [asyncio.ensure_future(fixed(server.url)) for _ in range(2)]  # behind it, for the one connection
+        try:  # 10 s: the queued ones are answered ~0.3 s in; stranded, they wait for ever
+            return await asyncio.wait_for(asyncio.gather(first, *queued, return_exceptions=True), 10)
+        finally:
+            await fixed.aclose()
+
+    results = asyncio.run(three())
+    assert isinstance(results[0], TimeoutError) and results[1:] == [200, 200], results
+    assert fixed.in_flight == {}  # the retired session was closed by its last request

@@ -31,11 +31,15 @@ class AiohttpSessionPerRequest:
 
 class AiohttpFixed:
     """Fixed: one session on ``TCPConnector(limit_per_host, keepalive_timeout)`` with a
-    ``ClientTimeout``; a failed request closes the connector's idle connections."""
+    ``ClientTimeout``; a failed request retires its session (later requests take a new one),
+    and a retired session is closed, with its idle connections, once its last request ends.
+    Closed at once, it stranded the requests queued on its connector for a free connection:
+    aiohttp never wakes them (a sweep's timed-out request left 17 waiting for good)."""
 
     def __init__(self, tuning: ClientTuning) -> None:
         self.tuning = tuning
         self.session: aiohttp.ClientSession | None = None  # made on the harness's loop, at first use
+        self.in_flight: dict[aiohttp.ClientSession, int] = {}  # requests under way, by the session they use
 
     def _new_session(self) -> aiohttp.ClientSession:
         t = self.tuning
@@ -47,15 +51,23 @@ class AiohttpFixed:
     async def __call__(self, url: str) -> int:
         if self.session is None:
             self.session = self._new_session()
+        session = self.session
+        self.in_flight[session] = self.in_flight.get(session, 0) + 1
         try:
-            async with self.session.get(url, ssl=self.tuning.ssl_context or True) as response:
+            async with session.get(url, ssl=self.tuning.ssl_context or True) as response:
                 await response.read()
                 return response.status
         except (aiohttp.ClientError, TimeoutError):
-            old, self.session = self.session, self._new_session()
-            await old.close()  # aiohttp has no close-idle call: closing the old session does it
+            if self.session is session:  # the first of its requests to fail retires it
+                self.session = self._new_session()
             raise
+        finally:
+            self.in_flight[session] -= 1
+            if not self.in_flight[session] and session is not self.session:
+                del self.in_flight[session]
+                await session.close()  # aiohttp has no close-idle call: closing the retired session does it
 
     async def aclose(self) -> None:
-        if self.session is not None:
-            await self.session.close()
+        for session in {*self.in_flight, *([self.session] if self.session is not None else [])}:
+            await session.close()
+        self.in_flight.clear()
