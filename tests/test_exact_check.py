@@ -257,11 +257,11 @@ def test_a_first_sweep_that_proves_nothing_is_sent_once_more(monkeypatch, tmp_pa
     sweeps = json.loads((tmp_path / "tcp_count-fixed.json").read_text())["judgement"]["sweeps"]
     said = [line for line in lines if line.startswith("sweep ")]
     assert said[0].startswith("sweep 1:") and said[0].endswith("proves nothing; once more"), lines
-    # the fixed client's pool is capped: it did not grow through the missed sweep, so the retry's window is the
-    # usual one (fitted to its pace, it held the requests past their 1 s read timeout)
-    from harness.scenarios.seed import hold_window_s
-    sizes = [int(line.split()[2]) for line in said[:2]]
-    assert windows[1] == pytest.approx(hold_window_s(sizes[1], 1)), (windows, lines)
+    # the retry's window, fitted to the pace or not (under load the fixed client had 0 or 1 of its 194 requests in
+    # flight in 0.64 s, and then holds 2: a slow pool), stays within the cap unless the usual one is longer
+    from harness.scenarios.seed import HOLD_RETRY_MOST_S, hold_window_s
+    retry_size = int(said[1].split()[2])
+    assert windows[1] <= max(hold_window_s(retry_size, 1), HOLD_RETRY_MOST_S) + 1e-9, (windows, lines)
     if reachable_from is None:
         assert len(calls) == 2 and said[1].endswith("proves nothing"), lines
         assert sweeps["verdict"] == "undecided" and " requests in flight at once" in sweeps["reason"], sweeps
