@@ -39,13 +39,12 @@ def _grouped(stacks: Iterable[tuple[str, traceback.StackSummary]]) -> list[tuple
     return sorted(groups.values(), key=lambda group: -len(group[0]))
 
 
-def thread_stacks(skip: set[str] = frozenset()) -> list[tuple[str, traceback.StackSummary]]:
-    """(name, stack) of every thread of this process but the caller's and those named in ``skip``."""
+def thread_stacks() -> list[tuple[str, traceback.StackSummary]]:
+    """(name, stack) of every thread of this process but the caller's."""
     names = {t.ident: t.name for t in threading.enumerate()}
     me = threading.get_ident()
     return [(names.get(ident, f"thread {ident}"), traceback.extract_stack(frame))
-            for ident, frame in sys._current_frames().items()
-            if ident != me and names.get(ident) not in skip]
+            for ident, frame in sys._current_frames().items() if ident != me]
 
 
 def task_stacks(tasks: Iterable[asyncio.Task]) -> list[tuple[str, traceback.StackSummary]]:
