@@ -206,6 +206,17 @@ def capped_at_three(url: str) -> int:
     return capped_pool.get(url, timeout=10).status_code
 
 
+capped_pool_of_thirty = requests.Session()
+capped_pool_of_thirty.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=30, pool_block=True))
+
+
+def capped_at_thirty(url: str) -> int:
+    """A pool that blocks at 30 connections: a sweep's burst past the ~17 it holds after the
+    rounds has 30 in flight at once (proved), and the pool then holds 30, past which no later
+    burst can get."""
+    return capped_pool_of_thirty.get(url, timeout=10).status_code
+
+
 slow_start_pool = _session_with_pool(500)
 _one_start_at_a_time = threading.Lock()
 SLOW_START_S = 0.06  # each request's start as a starved machine makes it: ~17 a second, one after another
@@ -224,6 +235,24 @@ def two_pools(url: str) -> int:
     with _lock:
         session = _two_pools[next(_which_pool) % 2]
     return session.get(url, timeout=10).status_code
+
+
+_paced_pools = [_session_with_pool(10), _session_with_pool(10)]
+_which_paced_pool = itertools.count()
+_one_paced_start_at_a_time = threading.Lock()
+PACED_START_S = 0.01  # the second session's requests start one after another, ~100 a second
+
+
+def two_pools_one_slow(url: str) -> int:
+    """Two separate sessions used in turn, the second slow to start its requests (one after
+    another, 10 ms each): in a burst, the first's are all in flight at once while the second's
+    still trickle in."""
+    with _lock:
+        turn = next(_which_paced_pool) % 2
+    if turn:
+        with _one_paced_start_at_a_time:
+            time.sleep(PACED_START_S)
+    return _paced_pools[turn].get(url, timeout=10).status_code
 
 
 def http10_close(url: str) -> int:

@@ -31,6 +31,9 @@ CASES = {
     "pool-of-one": ("tests.sample_clients:pool_of_one", "plateau", "plateau"),
     "pool-of-500": ("tests.sample_clients:pool_of_500", "plateau", "plateau"),
     "two-pools": ("tests.sample_clients:two_pools", "plateau", "plateau"),
+    # released at the first moment more were in flight than it held, the burst left the slow pool's oldest
+    # connections idle (judged growth): the answers wait for the whole burst in flight, or the window's end
+    "two-pools-one-slow": ("tests.sample_clients:two_pools_one_slow", "plateau", "plateau"),
     "http10-close": ("tests.sample_clients:http10_close", "plateau", "plateau"),
     "aiohttp-default": ("tests.sample_clients:aiohttp_default", "plateau", "plateau"),
     "requests-large-pool": ("tests.sample_clients:requests_large_pool", "plateau", "plateau"),
@@ -142,6 +145,21 @@ def test_a_barrier_not_reached_answers_at_its_deadline_and_is_counted(start_slow
     assert stats["holds_reached"] == 0
 
 
+def test_a_missed_barrier_with_then_lets_its_burst_go_after_then(start_slow_server):
+    """A burst capped in flight below its barrier (aiohttp's limit_per_host) is answered at the
+    barrier's deadline, and the rest of it after ``then`` too: not one delay (here 30 s) a turn."""
+    server = start_slow_server(delay=30.0)
+    server.hold(5, 1.0, then_s=0.0)
+    with connect(server) as held:
+        held.sendall(REQUEST_11)
+        assert read_response(held).startswith(b"HTTP/1.1 200")  # at the deadline: one request never makes five
+        with connect(server) as later:  # within as long again after it: answered after `then`, not the delay
+            later.sendall(REQUEST_11)
+            assert read_response(later).startswith(b"HTTP/1.1 200")
+    stats = server.stats()
+    assert (stats["holds_missed"], stats["holds_reached"]) == (1, 0)
+
+
 def test_a_missed_barrier_tells_how_many_were_in_flight_and_a_new_one_clears_it(start_slow_server):
     """How far a burst got: the next sweep's pace is read from it."""
     server = start_slow_server(delay=30.0)
@@ -170,11 +188,11 @@ def test_a_retried_sweep_gets_the_time_the_missed_ones_pace_needs():
     assert HOLD_RETRY_MOST_S + 0.2 < 1.0  # a held answer (window, then the delay) within the fixed variants' timeout
 
 
-def test_a_pool_capped_in_flight_is_retried_with_the_usual_window(tmp_path, capsys):
-    """A pool that never has more than 3 requests in flight misses every barrier past 3; it
-    holds no more than it had in flight, so its retry is not fitted to a pace (a longer window
-    would only hold its requests past a read timeout)."""
-    from harness.scenarios.seed import hold_window_s
+def test_a_pool_capped_in_flight_at_what_it_holds_is_inconclusive(tmp_path, capsys):
+    """A pool that never has more than 3 requests in flight misses every barrier past the 3 it
+    holds, its retry's too (fitted to its pace, so at most ``HOLD_RETRY_MOST_S``): inconclusive,
+    and judged by the rounds alone."""
+    from harness.scenarios.seed import HOLD_RETRY_MOST_S
 
     from . import sample_clients
 
@@ -187,7 +205,29 @@ def test_a_pool_capped_in_flight_is_retried_with_the_usual_window(tmp_path, caps
     retry = re.fullmatch(r"  sweep 2: (\d+) requests, but \S+ had 3 of 4 in flight at once in ([\d.]+) s: proves nothing",
                          said[-1])
     assert len(said) == 2 and retry, said  # capped: 3 in flight at the deadline, where 4 were needed
-    assert float(retry[2]) == pytest.approx(hold_window_s(int(retry[1]), 4), abs=0.005), said  # printed to 0.01 s
+    assert float(retry[2]) <= HOLD_RETRY_MOST_S + 0.005, said  # printed to 0.01 s
+    data = json.loads(next(tmp_path.glob("tcp_count-*.json")).read_text())
+    assert data["judgement"]["sweeps"]["verdict"] == "undecided" and data["verdict"] == "plateau", said
+
+
+def test_a_pool_capped_in_flight_at_what_it_holds_is_swept_no_more(tmp_path, capsys):
+    """A pool that blocks at 30: its first sweep has 30 in flight at once, more than the ~17 it
+    held (proved), and it then holds 30; a second sweep would need 31 and could only miss, twice
+    (its retry): it is not sent, and what the first proved stands."""
+    from . import sample_clients
+
+    try:
+        assert main(["run", "tests.sample_clients:capped_at_thirty", "--plots", "off",
+                     "--results-dir", str(tmp_path)]) == 0
+    finally:
+        sample_clients.capped_pool_of_thirty.close()
+    out = capsys.readouterr().out
+    said = [line for line in out.splitlines() if line.startswith("  sweep ")]
+    assert len(said) == 2 and "(30 in flight at once), 0 of " in said[0], out
+    assert re.fullmatch(r"  sweep 2 not sent: \S+ had at most 30 in flight at once and holds 30: a pool capped in "
+                        r"flight, which no burst can get past what it holds", said[1]), out
+    sweeps = json.loads(next(tmp_path.glob("tcp_count-*.json")).read_text())["judgement"]["sweeps"]
+    assert sweeps["verdict"] == "plateau" and sweeps["sweeps"] == 1, sweeps
 
 
 def test_a_client_slow_to_start_its_burst_is_still_proved(tmp_path, capsys, monkeypatch):
@@ -236,8 +276,8 @@ def test_once_reached_a_hold_answers_the_burst_after_then(start_slow_server):
 @pytest.mark.parametrize("reachable_from", [2, None], ids=["second-reaches", "none-reaches"])
 def test_a_first_sweep_that_proves_nothing_is_sent_once_more(monkeypatch, tmp_path, reachable_from):
     """A loaded machine can be slow to start a burst (seen in a loaded soak: 144 requests,
-    never 20 at once within the hold). The first sweep's barrier is made unreachable here;
-    the second finds it reachable (or not): proved, or inconclusive after two."""
+    never 20 at once within the hold). The first sweep's window is made to end before its
+    burst goes here; the second's does not (or does): proved, or inconclusive after two."""
     from harness.faces.common import run_and_write
     from harness.options import Settings
     from harness.runner import Experiment
@@ -249,7 +289,8 @@ def test_a_first_sweep_that_proves_nothing_is_sent_once_more(monkeypatch, tmp_pa
         calls.append(until)
         windows.append(most_s)
         reachable = reachable_from is not None and len(calls) >= reachable_from
-        return hold(self, until if reachable else 100_000, most_s, then_s)
+        # out of reach: unreachable, and its window over before the burst goes (nothing in flight at its end)
+        return hold(self, until if reachable else 100_000, most_s if reachable else 0.0, then_s)
 
     monkeypatch.setattr(ServerProcess, "hold", hold_maybe_out_of_reach)
     lines: list[str] = []

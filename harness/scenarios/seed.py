@@ -59,16 +59,16 @@ SWEEP_LEAST, SWEEP_MOST = 20, 2000
 # covers that, and stays under the fixed variants' 1 s read timeout with the 0.2 s delay on top (a client
 # that timed out would fail requests the sweep made). Not reached in time: inconclusive, never a leak.
 HOLD_LEAST_S, HOLD_PER_REQUEST_S = 0.25, 0.002
-# A sweep that missed its barrier is tried once more; if the client then holds more than it had in flight at that
-# deadline (it was slow, not capped), the retry's window is fitted to the pace the server saw in the one missed
-# (requests in flight at its deadline over its window): a loaded soak's pool of 500 had fewer than 19 of 100 in
-# flight in 0.45 s, then fewer than 67 of 132 in 0.51 s. 1.5 times the time that pace needs, since a pace
+# A sweep that missed its barrier is tried once more, with a window fitted to the pace the server saw in the one
+# missed (requests in flight at its deadline over its window): a loaded soak's pool of 500 had fewer than 19 of 100
+# in flight in 0.45 s, then fewer than 67 of 132 in 0.51 s. 1.5 times the time that pace needs, since a pace
 # under load varies by about half from burst to burst (the two above); at most 0.75 s, so that a held request's
-# answer (the window, then the 0.2 s delay) still comes within the fixed variants' 1 s read timeout: fitted up to
-# 2.5 s, a loaded soak's aiohttp-fixed timed out in its sweeps (a sweep must never fail a healthy client's
-# requests). A pool as slow as the one above may then still miss: inconclusive, never a leak.
+# answer (at the window's end, SWEEP_THEN_S after it) comes well within the fixed variants' 1 s read timeout:
+# fitted up to 2.5 s, and answered only the 0.2 s delay after it, a loaded soak's aiohttp-fixed timed out in its
+# sweeps (a sweep must never fail a healthy client's requests). A pool as slow as the one above may then still
+# miss: inconclusive, never a leak.
 RETRY_PACE_MARGIN, HOLD_RETRY_MOST_S = 1.5, 0.75
-SWEEP_THEN_S = 0.0  # a sweep's answers once its barrier is reached: at once
+SWEEP_THEN_S = 0.0  # a sweep's answers once its barrier is reached or its window ends: at once
 # Idle time is counted from the first warm-up request's end; its connection went
 # back to the pool (and its idle clock started) less than a millisecond before.
 # 0.05 s is that, plus the resolution of two consecutive samples' timestamps.
@@ -88,6 +88,19 @@ def hold_window_s(size: int, until: int, missed: tuple[int, float] | None = None
         return max(usual, HOLD_RETRY_MOST_S)
     needed = HOLD_LEAST_S + RETRY_PACE_MARGIN * until * window_s / in_flight
     return max(usual, min(needed, HOLD_RETRY_MOST_S))
+
+
+def barrier(size: int, servers: int, held: int) -> int:
+    """Requests a server holds its answers for in a sweep of ``size`` over ``servers``: its share of
+    the burst (the driver sends to the hosts in turn), at least one more than the ``held`` sockets.
+
+    Released at the first moment more were in flight than sockets held, a burst proved each
+    idle socket handed out only for a client of one pool: of two sessions used in turn, one could
+    then have had fewer in flight than it held, and the rest of the burst, answered at once, reused
+    its newest connections, never its oldest (a loaded soak judged two healthy pools growth: 5 of 20
+    held sockets idle through a burst of 40). With the whole burst in flight, each pool has its
+    whole share of it in flight at once."""
+    return max(size // servers, held + 1)
 
 
 def drain_deadline(settings: Settings, longest_request_s: float = 0.0) -> float:
@@ -192,25 +205,34 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
     misses: list[tuple[int, float]] | None = None  # per server, of the missed sweep: (in flight at its deadline, window)
     proved = tested  # the requests the last conclusive sweep tested
     peak = run.tracker.peak  # the rounds' own: a sweep's burst is not what the client needs
+    # per server, of the last conclusive sweep: requests in flight when its window ended short of the whole burst
+    # (None where the burst was all in flight): a pool capped in flight (aiohttp's limit_per_host) that now holds
+    # that many can never have more in flight than it holds, so a further sweep could only miss
+    capped: list[int | None] = []
     while True:
         before = run.socket_info()
         held = [len(b) for b in before]
+        full = [f"{server.host}:{server.port} had at most {k} in flight at once and holds {n}"
+                for server, k, n in zip(run.servers, capped, held) if k is not None and n >= k]
+        if full:
+            progress(f"sweep {sweeps + 1} not sent: {', '.join(full)}: a pool capped in flight, which no burst "
+                     "can get past what it holds")
+            break
         reach = sweep_size(sum(held), peak, SWEEP_LEAST)  # enough to hand out every idle socket
         # the first sweep spends the budget but for one more reach; later ones only reach
         size = min(SWEEP_MOST, max(reach, settings.budget - run.tracker.started - reach))
-        # a retry's window: what the slowest server's pace in the missed sweep needs for its barrier
-        # a pool that now holds more than it had in flight at the missed deadline was slow to fill, not capped: its
-        # pace is fitted. One capped in flight (aiohttp's limit_per_host) holds at most what it had in flight: a
-        # longer window cannot reach its barrier and only holds its requests past their read timeout (a loaded soak:
-        # aiohttp-fixed's requests, timed out, then waited on its connector for good)
-        most_s = max(hold_window_s(size, n + 1, miss if miss is not None and n > miss[0] else None)
-                     for n, miss in zip(held, misses or [None] * len(held)))
+        # a retry's window: what the slowest server's pace in the missed sweep needs for its barrier. A pool capped
+        # in flight misses again, having lost at most HOLD_RETRY_MOST_S: its held answers come at the window's end
+        # (SWEEP_THEN_S), within a read timeout (held for the window and then the delay, past a fixed variant's 1 s,
+        # a loaded soak's aiohttp-fixed requests timed out, then waited on its connector for good)
+        most_s = max(hold_window_s(size, n + 1, miss) for n, miss in zip(held, misses or [None] * len(held)))
         reached_before = [server.stats()["holds_reached"] for server in run.servers]
         with run.driver.burst(size) as ready:  # its threads started before the barrier's clock starts
             for server, n in zip(run.servers, held):
-                # the server holds its answers until more requests are in flight than sockets held: that moment
-                # is the proof; after it, the burst's answers need not wait the delay (SWEEP_THEN_S)
-                server.hold(n + 1, most_s, SWEEP_THEN_S)
+                # the server holds its answers until its share of the burst is all in flight at once (the burst's
+                # requests go to the hosts in turn), or the window ends with more in flight than sockets held:
+                # that moment is the proof; after it, the burst's answers need not wait the delay (SWEEP_THEN_S)
+                server.hold(barrier(size, len(run.servers), n), most_s, SWEEP_THEN_S)
             tested = run.tracker.started  # the requests whose sockets this sweep tests
             run.recorder.sample("sweep_start")  # the report shades sweeps: the harness's burst, not the client's
             ready.go()
@@ -219,16 +241,18 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         after = run.socket_info()
         sweeps = sweeps + 1
         stats = [server.stats() for server in run.servers]
-        missed = [f"{server.host}:{server.port} had {st['in_flight_at_miss']} of {n + 1}" for server, st, n, r in
-                  zip(run.servers, stats, held, reached_before) if st["holds_reached"] == r]
+        # a window that ended with more in flight than sockets held proves as much as a barrier reached
+        short = [st["holds_reached"] == r and st["in_flight_at_miss"] <= n
+                 for st, n, r in zip(stats, held, reached_before)]
+        missed = [f"{server.host}:{server.port} had {st['in_flight_at_miss']} of {n + 1}"
+                  for server, st, n, out in zip(run.servers, stats, held, short) if out]
         if missed:  # not concurrent enough to prove anything: a pool capped at what it holds, say
             again = not retried  # once a run, whichever sweep it is
             progress(f"sweep {sweeps}: {size} requests, but {', '.join(missed)} in flight at once in "
                      f"{most_s:.2f} s: proves nothing" + ("; once more" if again else ""))
             if again:  # a loaded machine can be slow to start a burst; the second finds its connections open
                 retried = True
-                misses = [(st["in_flight_at_miss"] if st["holds_reached"] == r else n + 1, most_s)
-                          for st, n, r in zip(stats, held, reached_before)]
+                misses = [(st["in_flight_at_miss"] if out else n + 1, most_s) for st, n, out in zip(stats, held, short)]
                 continue
             if conclusive == 0:
                 return judge_sweeps([], sweeps, size, tested, inconclusive=", ".join(missed)), "on"
@@ -236,10 +260,14 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
             break
         conclusive += 1
         proved = tested
+        capped = [st["in_flight_at_miss"] if st["holds_reached"] == r else None for st, r in zip(stats, reached_before)]
         found = [a for b, c in zip(before, after) for a in abandoned_through(b, c)]
         burst = size if found else max(burst, size)
-        progress(f"sweep {sweeps}: {size} concurrent requests, {len(found)} of {sum(held)} held sockets received "
-                 "nothing")
+        at_once = "all" if not any(st["holds_reached"] == r for st, r in zip(stats, reached_before)) else \
+            sum(st["in_flight_at_miss"] if st["holds_reached"] == r else barrier(size, len(run.servers), n)
+                for st, n, r in zip(stats, held, reached_before))
+        progress(f"sweep {sweeps}: {size} concurrent requests ({at_once} in flight at once), {len(found)} of "
+                 f"{sum(held)} held sockets received nothing")
         abandoned += found
         if abandoned or run.tracker.started >= settings.budget:
             break

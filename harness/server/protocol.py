@@ -645,12 +645,15 @@ class SlowHTTPConnection(asyncio.Protocol, RequestLifecycle):
 @dataclass
 class Hold:
     """A barrier: answers wait until ``until`` requests are in flight at once, or the
-    loop time ``deadline``; then each gets its delay (or ``then``) from that moment,
-    and requests arriving before ``deadline`` get ``then`` too."""
+    loop time ``deadline``; then each gets ``then`` (or, without it, its delay) from that
+    moment, and requests arriving before ``deadline`` get ``then`` too. A barrier with
+    ``then`` whose deadline comes first lets its burst go the same way, for ``span`` more
+    seconds: a burst capped in flight below the barrier is not left to crawl at the delay."""
 
     until: int
     deadline: float
     then: float | None = None  # once reached, answers come this many seconds after their request (None: the delay)
+    span: float = 0.0  # seconds from its setting to its deadline
     reached: bool = False
     waiting: list = field(default_factory=list)  # (connection, request, delay)
     generation: int = 0  # --workers: the shared barrier's generation (shared.py)
@@ -827,7 +830,7 @@ class SlowServer:
             self.stats.in_flight_at_miss = 0
         generation = self.shared.set_hold(until, most, then) if self.shared is not None else 0  # clears every row's
         self.hold_generation = generation
-        self.hold = Hold(until, loop.time() + most, then, generation=generation)
+        self.hold = Hold(until, loop.time() + most, then, most, generation=generation)
         loop.call_at(self.hold.deadline, self._hold_deadline, self.hold)
         return b"200 OK", json.dumps({"holding_until": until}).encode(), b"application/json"
 
@@ -849,7 +852,7 @@ class SlowServer:
                 then_ns = control[THEN_NS]
                 loop = asyncio.get_running_loop()
                 self.hold = Hold(control[UNTIL], loop.time() + left_s,
-                                 None if then_ns == NO_THEN else then_ns / 1e9,
+                                 None if then_ns == NO_THEN else then_ns / 1e9, left_s,
                                  generation=self.hold_generation, owner=False)
                 loop.call_at(self.hold.deadline, self._hold_deadline, self.hold)
         hold = self.hold
@@ -932,9 +935,15 @@ class SlowServer:
             self.hold = None
             reached = hold.reached or (self.shared is not None and self.shared.control[GENERATION]
                                        == hold.generation and self.shared.control[REACHED])
-            if not reached and hold.owner:  # the held ones are answered by their own fallback timers
+            if not reached and hold.owner:
                 self.stats.holds_missed += 1
                 self.stats.in_flight_at_miss = self.stats.total("active_requests")
+            if not reached and hold.then is not None:  # the burst goes as after a barrier reached, for a span more
+                self._release_hold(hold)
+                hold.deadline += hold.span
+                self.hold = hold
+                asyncio.get_running_loop().call_at(hold.deadline, self._hold_deadline, hold)
+            # else the held ones are answered by their own fallback timers, after their delay
 
     def stop_accepting(self) -> None:
         """Close the listener: new connections are refused, open ones keep working."""
