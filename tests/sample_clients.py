@@ -237,22 +237,30 @@ def two_pools(url: str) -> int:
     return session.get(url, timeout=10).status_code
 
 
-_paced_pools = [_session_with_pool(10), _session_with_pool(10)]
-_which_paced_pool = itertools.count()
-_one_paced_start_at_a_time = threading.Lock()
-PACED_START_S = 0.01  # the second session's requests start one after another, ~100 a second
-
-
-def two_pools_one_slow(url: str) -> int:
+def _two_pools_one_slow(start_s: float):
     """Two separate sessions used in turn, the second slow to start its requests (one after
-    another, 10 ms each): in a burst, the first's are all in flight at once while the second's
-    still trickle in."""
-    with _lock:
-        turn = next(_which_paced_pool) % 2
-    if turn:
-        with _one_paced_start_at_a_time:
-            time.sleep(PACED_START_S)
-    return _paced_pools[turn].get(url, timeout=10).status_code
+    another, ``start_s`` each): in a burst, the first's are all in flight at once while the
+    second's still trickle in."""
+    pools = [_session_with_pool(10), _session_with_pool(10)]
+    turns = itertools.count()
+    one_start_at_a_time = threading.Lock()
+
+    def two_pools_one_slow(url: str) -> int:
+        with _lock:
+            turn = next(turns) % 2
+        if turn:
+            with one_start_at_a_time:
+                time.sleep(start_s)
+        return pools[turn].get(url, timeout=10).status_code
+
+    return two_pools_one_slow
+
+
+# ~100 starts a second: a sweep's burst is all in flight within its window, on a quiet machine
+two_pools_one_slow = _two_pools_one_slow(0.01)
+# 25 a second: a sweep of 40 has ~8 of the slow session's 20 in flight when its usual 0.33-s window ends, fewer
+# than the 10 it holds; ~18 in the retry's 0.75 s
+two_pools_one_slower = _two_pools_one_slow(0.04)
 
 
 def http10_close(url: str) -> int:

@@ -34,6 +34,10 @@ CASES = {
     # released at the first moment more were in flight than it held, the burst left the slow pool's oldest
     # connections idle (judged growth): the answers wait for the whole burst in flight, or the window's end
     "two-pools-one-slow": ("tests.sample_clients:two_pools_one_slow", "plateau", "plateau"),
+    # its sweep's window ended with ~8 of the slow session's 20 in flight, fewer than it held: idle sockets found
+    # through a burst not all in flight prove nothing (judged growth without that rule); the retry's longer window
+    # finds none
+    "two-pools-one-slower": ("tests.sample_clients:two_pools_one_slower", "plateau", "plateau"),
     "http10-close": ("tests.sample_clients:http10_close", "plateau", "plateau"),
     "aiohttp-default": ("tests.sample_clients:aiohttp_default", "plateau", "plateau"),
     "requests-large-pool": ("tests.sample_clients:requests_large_pool", "plateau", "plateau"),
@@ -223,9 +227,13 @@ def test_a_pool_capped_in_flight_at_what_it_holds_is_swept_no_more(tmp_path, cap
         sample_clients.capped_pool_of_thirty.close()
     out = capsys.readouterr().out
     said = [line for line in out.splitlines() if line.startswith("  sweep ")]
-    assert len(said) == 2 and "(30 in flight at once), 0 of " in said[0], out
-    assert re.fullmatch(r"  sweep 2 not sent: \S+ had at most 30 in flight at once and holds 30: a pool capped in "
-                        r"flight, which no burst can get past what it holds", said[1]), out
+    first = re.fullmatch(r"  sweep 1: \d+ concurrent requests \((\d+) in flight at once\), 0 of (\d+) held sockets "
+                         r"received nothing", said[0])
+    # its cap, 30, at once: 29 in a loaded soak's run, the last request not in flight when the window ended
+    assert len(said) == 2 and first and int(first[2]) < int(first[1]) <= 30, out
+    stop = re.fullmatch(r"  sweep 2 not sent: \S+ had at most (\d+) in flight at once and holds (\d+): a pool capped "
+                        r"in flight, which no burst can get past what it holds", said[1])
+    assert stop and stop[1] == first[1] and int(stop[1]) <= int(stop[2]) <= 30, out
     sweeps = json.loads(next(tmp_path.glob("tcp_count-*.json")).read_text())["judgement"]["sweeps"]
     assert sweeps["verdict"] == "plateau" and sweeps["sweeps"] == 1, sweeps
 

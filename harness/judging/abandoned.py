@@ -69,14 +69,20 @@ def abandoned_through(before: Mapping[int, tuple[str, int, int]],
     return sorted(found, key=lambda s: -s.idle_ms)
 
 
+# Why a sweep proved nothing: fewer in flight at once than sockets held, or sockets found idle through a burst
+# that was not all in flight at once
+FEWER_THAN_HELD = "a pool capped below what it holds?"
+PARTIAL = "a client of several pools can leave one's idle sockets out of a burst not all in flight"
+
+
 def judge_sweeps(abandoned: Sequence[AbandonedSocket], sweeps: int, burst: int, requests: int,
-                 inconclusive: str | None = None) -> Sweeps:
+                 inconclusive: str | None = None, why: str = FEWER_THAN_HELD) -> Sweeps:
     """Growth when more than ``ABANDONED_ALLOWED`` sockets were abandoned; else a
-    plateau resting on ``requests`` requests. ``inconclusive`` (why a sweep's burst
-    was never all in flight at once): undecided, whatever was found."""
+    plateau resting on ``requests`` requests. ``inconclusive`` (how many of a sweep's burst
+    were in flight at once, ``why`` that proves nothing): undecided, whatever was found."""
     if inconclusive is not None:
         return Sweeps(UNDECIDED, f"inconclusive: {inconclusive} requests in flight at once, so no socket could be "
-                                 "proved abandoned (a pool capped below what it holds?)", (), sweeps, burst, requests)
+                                 f"proved abandoned ({why})", (), sweeps, burst, requests)
     if len(abandoned) > ABANDONED_ALLOWED:
         oldest = ", ".join(f"port {s.local_port} idle {s.idle_ms / 1000:.1f} s" for s in abandoned[:5])
         return Sweeps(GROWTH, f"{len(abandoned)} socket{'s' if len(abandoned) != 1 else ''} abandoned (held, no data "

@@ -27,6 +27,7 @@ from ..driving import (
 from ..judging import (
     GROWTH,
     PLATEAU,
+    PARTIAL,
     UNDECIDED,
     Check,
     Sweeps,
@@ -201,7 +202,7 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         return None, "not needed: the rounds already show growth"
     abandoned: list = []
     sweeps, burst, tested = 0, 0, run.tracker.started
-    conclusive, retried = 0, False
+    conclusive, retried, rechecked, to_share = 0, False, False, False
     misses: list[tuple[int, float]] | None = None  # per server, of the missed sweep: (in flight at its deadline, window)
     proved = tested  # the requests the last conclusive sweep tested
     peak = run.tracker.peak  # the rounds' own: a sweep's burst is not what the client needs
@@ -225,7 +226,8 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         # in flight misses again, having lost at most HOLD_RETRY_MOST_S: its held answers come at the window's end
         # (SWEEP_THEN_S), within a read timeout (held for the window and then the delay, past a fixed variant's 1 s,
         # a loaded soak's aiohttp-fixed requests timed out, then waited on its connector for good)
-        most_s = max(hold_window_s(size, n + 1, miss) for n, miss in zip(held, misses or [None] * len(held)))
+        most_s = max(hold_window_s(size, barrier(size, len(run.servers), n) if to_share else n + 1, miss)
+                     for n, miss in zip(held, misses or [None] * len(held)))
         reached_before = [server.stats()["holds_reached"] for server in run.servers]
         with run.driver.burst(size) as ready:  # its threads started before the barrier's clock starts
             for server, n in zip(run.servers, held):
@@ -241,32 +243,50 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         after = run.socket_info()
         sweeps = sweeps + 1
         stats = [server.stats() for server in run.servers]
-        # a window that ended with more in flight than sockets held proves as much as a barrier reached
-        short = [st["holds_reached"] == r and st["in_flight_at_miss"] <= n
-                 for st, n, r in zip(stats, held, reached_before)]
-        missed = [f"{server.host}:{server.port} had {st['in_flight_at_miss']} of {n + 1}"
-                  for server, st, n, out in zip(run.servers, stats, held, short) if out]
+        shares = [barrier(size, len(run.servers), n) for n in held]
+        whole = [st["holds_reached"] != r for st, r in zip(stats, reached_before)]  # its share all in flight at once
+        # the most in flight at once: its whole share, or as many as there were when its window ended
+        at_once = [share if w else st["in_flight_at_miss"] for st, share, w in zip(stats, shares, whole)]
+        missed = [f"{server.host}:{server.port} had {k} of {n + 1}"
+                  for server, k, n in zip(run.servers, at_once, held) if k <= n]
         if missed:  # not concurrent enough to prove anything: a pool capped at what it holds, say
             again = not retried  # once a run, whichever sweep it is
             progress(f"sweep {sweeps}: {size} requests, but {', '.join(missed)} in flight at once in "
                      f"{most_s:.2f} s: proves nothing" + ("; once more" if again else ""))
             if again:  # a loaded machine can be slow to start a burst; the second finds its connections open
-                retried = True
-                misses = [(st["in_flight_at_miss"] if out else n + 1, most_s) for st, n, out in zip(stats, held, short)]
+                retried, to_share = True, False
+                misses = [(k, most_s) for k in at_once]
                 continue
             if conclusive == 0:
                 return judge_sweeps([], sweeps, size, tested, inconclusive=", ".join(missed)), "on"
             tested = proved  # what the earlier sweeps proved stands
             break
+        found = [a for b, c in zip(before, after) for a in abandoned_through(b, c)]
+        if found and not all(whole):
+            # more in flight than held proves every idle socket handed out only for a client of one pool: of two
+            # sessions used in turn, one slow to start its requests, the other's share could be all in flight while
+            # the slow one's was not, leaving its oldest idle sockets out (a loaded soak: 2 of 20 held sockets idle,
+            # 28 of 40 requests in flight when the window ended). No socket found is a finding whatever the pools.
+            partial = [f"{server.host}:{server.port} had {k} of {share}"
+                       for server, k, share, w in zip(run.servers, at_once, shares, whole) if not w]
+            again = not rechecked  # once a run, as a miss's retry
+            progress(f"sweep {sweeps}: {size} concurrent requests, {len(found)} of {sum(held)} held sockets received "
+                     f"nothing, but {', '.join(partial)} in flight at once in {most_s:.2f} s: proves nothing"
+                     + ("; once more" if again else ""))
+            if again:  # the retry's window is fitted to that pace for the whole burst
+                rechecked, to_share = True, True
+                misses = [(k, most_s) for k in at_once]
+                continue
+            if conclusive == 0:
+                return judge_sweeps([], sweeps, size, tested, inconclusive=", ".join(partial), why=PARTIAL), "on"
+            tested = proved  # what the earlier sweeps proved stands
+            break
         conclusive += 1
         proved = tested
-        capped = [st["in_flight_at_miss"] if st["holds_reached"] == r else None for st, r in zip(stats, reached_before)]
-        found = [a for b, c in zip(before, after) for a in abandoned_through(b, c)]
+        capped = [None if w else k for k, w in zip(at_once, whole)]
         burst = size if found else max(burst, size)
-        at_once = "all" if not any(st["holds_reached"] == r for st, r in zip(stats, reached_before)) else \
-            sum(st["in_flight_at_miss"] if st["holds_reached"] == r else barrier(size, len(run.servers), n)
-                for st, n, r in zip(stats, held, reached_before))
-        progress(f"sweep {sweeps}: {size} concurrent requests ({at_once} in flight at once), {len(found)} of "
+        said = "all" if all(whole) else str(sum(at_once))
+        progress(f"sweep {sweeps}: {size} concurrent requests ({said} in flight at once), {len(found)} of "
                  f"{sum(held)} held sockets received nothing")
         abandoned += found
         if abandoned or run.tracker.started >= settings.budget:
