@@ -182,7 +182,9 @@ def test_real_programs_over_https(over_tls, name):
     tool(*COMMANDS[name][1])
     code, out, err, data = over_tls[name]
     assert code == 0 and data is not None, out + err
-    assert data["figures"]["requests"] > 10, data["figures"]  # counted by the server: they got through TLS
+    # counted by the server: they got through TLS. A curl a request is a process's start and a TLS handshake:
+    # ~0.25 s each on a quiet machine, ~0.4 s in a loaded soak (10 in the run's 4 s, where 11 were asked for)
+    assert data["figures"]["requests"] >= 5, data["figures"]
     if name == "curl-http2-loop":
         assert set(data["figures"]["stdout_tail"].split()) == {"2"}, data["figures"]["stdout_tail"]  # HTTP/2 each
 
