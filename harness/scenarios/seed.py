@@ -226,15 +226,16 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         # in flight misses again, having lost at most HOLD_RETRY_MOST_S: its held answers come at the window's end
         # (SWEEP_THEN_S), within a read timeout (held for the window and then the delay, past a fixed variant's 1 s,
         # a loaded soak's aiohttp-fixed requests timed out, then waited on its connector for good)
-        most_s = max(hold_window_s(size, barrier(size, len(run.servers), n) if to_share else n + 1, miss)
-                     for n, miss in zip(held, misses or [None] * len(held)))
+        shares = [barrier(size, len(run.servers), n) for n in held]
+        most_s = max(hold_window_s(size, share if to_share else n + 1, miss)
+                     for n, share, miss in zip(held, shares, misses or [None] * len(held)))
         reached_before = [server.stats()["holds_reached"] for server in run.servers]
         with run.driver.burst(size) as ready:  # its threads started before the barrier's clock starts
-            for server, n in zip(run.servers, held):
+            for server, share in zip(run.servers, shares):
                 # the server holds its answers until its share of the burst is all in flight at once (the burst's
                 # requests go to the hosts in turn), or the window ends with more in flight than sockets held:
                 # that moment is the proof; after it, the burst's answers need not wait the delay (SWEEP_THEN_S)
-                server.hold(barrier(size, len(run.servers), n), most_s, SWEEP_THEN_S)
+                server.hold(share, most_s, SWEEP_THEN_S)
             tested = run.tracker.started  # the requests whose sockets this sweep tests
             run.recorder.sample("sweep_start")  # the report shades sweeps: the harness's burst, not the client's
             ready.go()
@@ -243,7 +244,6 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         after = run.socket_info()
         sweeps = sweeps + 1
         stats = [server.stats() for server in run.servers]
-        shares = [barrier(size, len(run.servers), n) for n in held]
         whole = [st["holds_reached"] != r for st, r in zip(stats, reached_before)]  # its share all in flight at once
         # the most in flight at once: its whole share, or as many as there were when its window ended
         at_once = [share if w else st["in_flight_at_miss"] for st, share, w in zip(stats, shares, whole)]
