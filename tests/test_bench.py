@@ -77,6 +77,10 @@ def test_the_seed_pairs_verdict_goal_is_judged():
     assert f"the seed's pair, run faulty {goal - 0.3:.2f} s, run fixed {goal:.2f} s; goal <= {goal} s each: met" in met
     missed = table({"verdict_s": {"tcp_count-faulty": goal - 0.3, "tcp_count-fixed": goal + 0.01}})
     assert missed.endswith(f"goal <= {goal} s each: NOT met")
+    # repeated, the figure is the median, shown with its range
+    repeated = table({"verdict_s": {"tcp_count-faulty": 1.0, "tcp_count-fixed": 1.4},
+                      "seed_pair_verdict_s": {"faulty": [1.1, 0.9, 1.0], "fixed": [1.4, 1.3, 1.7]}})
+    assert f"run faulty 1.00 (0.90-1.10) s, run fixed 1.40 (1.30-1.70) s; goal <= {goal} s each: met" in repeated
 
 
 def test_the_server_is_judged_against_go_on_latency_and_memory():

@@ -77,3 +77,30 @@ def test_aiohttp_one_session_a_failure_strands_no_request_queued_on_it(start_slo
     results = asyncio.run(three())
     assert isinstance(results[0], TimeoutError) and results[1:] == [200, 200], results
     assert fixed.in_flight == {}  # the retired session was closed by its last request
+
+
+# the seed's faulty client (a session a request) and its fixed one (one shared session); ids without the words
+# "faulty" and "fixed", which `pytest -k` keeps for the experiments
+@pytest.mark.parametrize("kind", ["session-a-request", "shared-session"])
+def test_the_seeds_clients_take_no_proxy_from_the_environment(start_slow_server, monkeypatch, kind):
+    """As the Go program's own ``http.Transport{}``, which sets no Proxy: a proxy named in the
+    environment (here a loopback port nobody listens on) is not used; the request goes to the server."""
+    import socket
+
+    from harness.clients import FaultyClient
+    from harness.clients.fixed import FixedClient
+
+    server = start_slow_server(delay=0.0)
+    with socket.socket() as nobody:
+        nobody.bind(("127.0.0.1", 0))  # bound, never listening: a connect to it is refused
+        proxy = f"http://127.0.0.1:{nobody.getsockname()[1]}"
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(name, proxy)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        client = FaultyClient() if kind == "session-a-request" else FixedClient()
+        try:
+            assert client(server.url) == 200
+        finally:
+            client.close()
+    assert server.stats()["requests_served"] == 1

@@ -44,6 +44,14 @@ CASES = {
 }
 
 
+# A pool that keeps every connection it opens grows by each sweep's burst, so the next sweep must reach past all
+# of it: on a starved machine its burst may not be all in flight within the most a retry may hold its answers
+# (HOLD_RETRY_MOST_S, bounded by the fixed variants' 1 s read timeout). A loaded soak (1 run of 41) had 4 of 21
+# in flight at once in 0.60 s, then 28 of 87 in 0.75 s: an honest inconclusive, judged by the rounds alone, and
+# still never growth
+MAY_MISS = {"pool-of-500"}
+
+
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     base = tmp_path_factory.mktemp("swept")
@@ -58,6 +66,11 @@ def test_sweeps_judge_right(swept, name):
     assert data is not None and data["complete"], out + err
     judgement = data["judgement"]
     assert judgement["trend"]["verdict"] == by_rounds, out
+    if name in MAY_MISS and judgement["sweeps"]["verdict"] == "undecided":
+        assert re.search(r"sweep \d+: \d+ requests, but \S+ had \d+ of \d+ in flight at once in [\d.]+ s: proves "
+                         r"nothing\n", out) and "exact check: inconclusive: " in out, out
+        assert data["verdict"] == by_rounds and data["figures"]["abandoned"] == [], out
+        return
     assert judgement["sweeps"]["verdict"] == by_sweeps, out
     assert data["verdict"] == by_sweeps, out  # the verdict word: growth when either says so
     abandoned = data["figures"]["abandoned"]

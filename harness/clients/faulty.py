@@ -26,6 +26,7 @@ class FaultyClient:
 
     def __call__(self, url: str) -> int:
         session = requests.Session()
+        session.trust_env = False  # as the Go program's own Transport, which had no Proxy: no proxy, no .netrc
         with self._lock:
             self._sessions.append(session)
         return session.get(url, verify=self.verify).status_code  # no timeout, as in the seed

@@ -25,7 +25,8 @@ class _IdleLimitedAdapter(HTTPAdapter):
 class FixedClient:
     """One ``requests.Session`` for every request, as the seed's fixed client.
 
-    Keep-alive; connect and read timeouts; at most ``max_idle_per_host`` idle
+    Keep-alive; no proxy from the environment (Go's ``http.Transport{}`` has none);
+    connect and read timeouts; at most ``max_idle_per_host`` idle
     connections per host and ``max_idle_total`` in all; idle connections older
     than ``idle_timeout`` are closed; when a request fails, every idle
     connection is closed (Go's ``CloseIdleConnections()``).
@@ -38,6 +39,9 @@ class FixedClient:
         self.policy = IdlePolicy(self.settings.max_idle_total, self.settings.idle_timeout)
         self.session = requests.Session()
         self.session.verify = self.settings.verify
+        # as the Go program's own Transport, which set no Proxy: no proxy or .netrc from the environment (reading
+        # them was a quarter of this client's CPU a request: 0.35 of 1.1 ms)
+        self.session.trust_env = False
         adapter = _IdleLimitedAdapter(self.policy, self.settings.max_idle_per_host)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
