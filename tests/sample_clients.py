@@ -206,6 +206,18 @@ def capped_at_three(url: str) -> int:
     return capped_pool.get(url, timeout=10).status_code
 
 
+ROUNDS_REQUESTS = 46  # the default schedule's first two rounds: 23 requests each
+_fails_after_pool = _session_with_pool(10)
+_calls = itertools.count(1)
+
+
+def fails_after_the_rounds(url: str) -> int:
+    """A pool of 10 whose every request after the first two rounds' fails before it is sent: the sweeps' do."""
+    if next(_calls) > ROUNDS_REQUESTS:
+        raise ConnectionRefusedError("refused by the client itself, after the rounds")
+    return _fails_after_pool.get(url, timeout=10).status_code
+
+
 capped_pool_of_thirty = requests.Session()
 capped_pool_of_thirty.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=30, pool_block=True))
 

@@ -251,6 +251,30 @@ def test_a_pool_capped_in_flight_at_what_it_holds_is_swept_no_more(tmp_path, cap
     assert sweeps["verdict"] == "plateau" and sweeps["sweeps"] == 1, sweeps
 
 
+def test_a_sweep_whose_requests_fail_says_so(tmp_path, capsys):
+    """A failed request proves nothing of its socket: the sweeps' failures are counted apart from
+    the rounds' and named, and a sweep none of whose requests reached the server proves nothing."""
+    from . import sample_clients
+
+    try:
+        assert main(["run", "tests.sample_clients:fails_after_the_rounds", "--plots", "off",
+                     "--results-dir", str(tmp_path)]) == 0
+    finally:
+        sample_clients._fails_after_pool.close()
+    out = capsys.readouterr().out
+    figures = json.loads(next(tmp_path.glob("tcp_count-*.json")).read_text())["figures"]
+    # every request past the rounds' failed: all the sweeps' (a third round, under load, would add its own)
+    assert figures["sweep_requests"] > 0 and figures["sweep_failed"] == figures["sweep_requests"], figures
+    assert figures["sweep_errors"] == {"ConnectionRefusedError": figures["sweep_failed"]}, figures
+    assert (f"warning: {figures['sweep_failed']} of the sweeps' {figures['sweep_requests']} requests failed "
+            f"(ConnectionRefusedError {figures['sweep_failed']}): a failed request proves nothing of its socket"
+            in out), out
+    said = [line for line in out.splitlines() if line.startswith("  sweep ")]
+    assert said and all(re.match(r"  sweep \d+: (\d+) requests \(\1 failed\), but \S+ had 0 of \d+ in flight", line)
+                        for line in said), said
+    assert "exact check: inconclusive: " in out and "(too many of its requests failed, and a failed" in out, out
+
+
 def test_a_client_slow_to_start_its_burst_is_still_proved(tmp_path, capsys, monkeypatch):
     """A pool of 500 whose requests start one after another, 60 ms each (a starved machine's
     pace): its first sweep misses the barrier, and the retry, fitted to that pace, proves every

@@ -74,6 +74,8 @@ class RoundsFigures(Tally, Churn):
     max_established: int = 0
     exact_check: str = ""  # "on", or why the sweeps did not run
     sweep_requests: int = 0  # sent by the sweeps, beyond the rounds' requests (and their churn)
+    sweep_failed: int = 0  # of those, failed: each proves nothing of its socket (not in ``failed``, the rounds')
+    sweep_errors: dict[str, int] = field(default_factory=dict)  # the sweeps' failures: exception type name: count
     abandoned: list[dict] | None = None  # each socket proved abandoned: local_port, state, idle_ms; None: no sweep
     residuals_by_host: dict[str, list[int]] | None = field(default=None, metadata=OMIT_IF_NONE)
     verdict_by_host: dict[str, str] | None = field(default=None, metadata=OMIT_IF_NONE)

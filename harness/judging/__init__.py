@@ -3,7 +3,17 @@
 Never imports an I/O library (os, socket, psutil, subprocess, json, pathlib) nor
 any other part of the harness: what it judges is handed to it as numbers.
 """
-from .abandoned import PARTIAL, AbandonedSocket, Sweeps, abandoned_through, judge_runs, judge_sweeps, sweep_size
+from .abandoned import (
+    FAILED,
+    FEWER_THAN_HELD,
+    PARTIAL,
+    AbandonedSocket,
+    Sweeps,
+    abandoned_through,
+    judge_runs,
+    judge_sweeps,
+    sweep_size,
+)
 from .checks import (
     Check,
     Verdict,
@@ -21,7 +31,7 @@ from .series import EXTEND_FRACTION, SeriesTrend, Slope, judge_series, sample_lo
 __all__ = [
     "GROWTH", "GROWTH_MIN_EXCESS", "PLATEAU", "PLATEAU_MAX_RISE", "UNDECIDED", "VERDICTS",
     "AbandonedSocket", "Check", "SeriesTrend", "Slope", "Sweeps", "Trend", "Verdict",
-    "PARTIAL", "abandoned_through", "judge_runs", "judge_sweeps", "sweep_size",
+    "FAILED", "FEWER_THAN_HELD", "PARTIAL", "abandoned_through", "judge_runs", "judge_sweeps", "sweep_size",
     "check_at_most", "check_bounded", "check_equals", "check_never_falls", "churn_gate", "combine",
     "EXTEND_FRACTION", "judge_series", "judge_trend", "sample_longer", "theil_sen",
 ]

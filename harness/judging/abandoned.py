@@ -73,6 +73,7 @@ def abandoned_through(before: Mapping[int, tuple[str, int, int]],
 # that was not all in flight at once
 FEWER_THAN_HELD = "a pool capped below what it holds?"
 PARTIAL = "a client of several pools can leave one's idle sockets out of a burst not all in flight"
+FAILED = "too many of its requests failed, and a failed request is in flight no more"
 
 
 def judge_sweeps(abandoned: Sequence[AbandonedSocket], sweeps: int, burst: int, requests: int,

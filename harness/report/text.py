@@ -37,6 +37,10 @@ def figures_lines(result: ExperimentResult, max_churn: float | None) -> list[str
                         else "(churn, not a leak; --max-churn gates it)"))
         if f.failed:
             lines.append(f"  warning: {f.failed} of {f.requests} requests failed; the first: {f.first_error}")
+        if f.sweep_failed:
+            kinds = ", ".join(f"{name} {n}" for name, n in sorted(f.sweep_errors.items()))
+            lines.append(f"  warning: {f.sweep_failed} of the sweeps' {f.sweep_requests} requests failed ({kinds}): "
+                         "a failed request proves nothing of its socket, so the exact check tested fewer")
     elif isinstance(f, WatchFigures):
         lines.append(f"  pid {f.pid} watched {f.ran_s:.1f} s, {f.samples} samples; by remote endpoint:")
         lines += [f"    {endpoint:<24} {e['verdict']:<9} most held {e['peak_held']}: {e['reason']}"

@@ -25,6 +25,8 @@ from ..driving import (
     make_schedule,
 )
 from ..judging import (
+    FAILED,
+    FEWER_THAN_HELD,
     GROWTH,
     PLATEAU,
     PARTIAL,
@@ -150,7 +152,7 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
     assert trend is not None and snap is not None
     # the rounds' own figures: churn and the variants' checks speak of the schedule, not of the sweeps
     tally, churn = run.tally(), run.churn(snap.time_wait)
-    started, failed = run.tracker.started, run.tracker.failed
+    started, failed, errors = run.tracker.started, run.tracker.failed, dict(run.tracker.errors)
     sweeps, exact_check = _sweep(run, settings, progress, trend.verdict, multiplexed)
     checks: list[Check] = []
     cycle_ends = [s.held for s in run.recorder.samples if s.label in ("cycle_end", "round_end")]
@@ -176,6 +178,9 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
     figures = RoundsFigures(residuals=residuals,
                             max_established=max((s.established for s in run.recorder.samples), default=0),
                             exact_check=exact_check, sweep_requests=run.tracker.started - started,
+                            sweep_failed=run.tracker.failed - failed,
+                            sweep_errors={name: n - errors.get(name, 0) for name, n in run.tracker.errors.items()
+                                          if n > errors.get(name, 0)},
                             abandoned=[{"local_port": a.local_port, "state": a.state, "idle_ms": a.idle_ms}
                                        for a in sweeps.abandoned] if sweeps is not None else None,
                             **tally, **churn)
@@ -230,6 +235,7 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         most_s = max(hold_window_s(size, share if to_share else n + 1, miss)
                      for n, share, miss in zip(held, shares, misses or [None] * len(held)))
         reached_before = [server.stats()["holds_reached"] for server in run.servers]
+        failed_before = run.tracker.failed
         with run.driver.burst(size) as ready:  # its threads started before the barrier's clock starts
             for server, share in zip(run.servers, shares):
                 # the server holds its answers until its share of the burst is all in flight at once (the burst's
@@ -243,6 +249,7 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
         run.recorder.sample("sweep_end")
         after = run.socket_info()
         sweeps = sweeps + 1
+        failed = run.tracker.failed - failed_before  # its own: a failed request is out of the burst at once
         stats = [server.stats() for server in run.servers]
         whole = [st["holds_reached"] != r for st, r in zip(stats, reached_before)]  # its share all in flight at once
         # the most in flight at once: its whole share, or as many as there were when its window ended
@@ -251,14 +258,16 @@ def _sweep(run: Run, settings: Settings, progress: Progress, trend: str,
                   for server, k, n in zip(run.servers, at_once, held) if k <= n]
         if missed:  # not concurrent enough to prove anything: a pool capped at what it holds, say
             again = not retried  # once a run, whichever sweep it is
-            progress(f"sweep {sweeps}: {size} requests, but {', '.join(missed)} in flight at once in "
-                     f"{most_s:.2f} s: proves nothing" + ("; once more" if again else ""))
+            progress(f"sweep {sweeps}: {size} requests" + (f" ({failed} failed)" if failed else "")
+                     + f", but {', '.join(missed)} in flight at once in {most_s:.2f} s: proves nothing"
+                     + ("; once more" if again else ""))
             if again:  # a loaded machine can be slow to start a burst; the second finds its connections open
                 retried, to_share = True, False
                 misses = [(k, most_s) for k in at_once]
                 continue
             if conclusive == 0:
-                return judge_sweeps([], sweeps, size, tested, inconclusive=", ".join(missed)), "on"
+                why = FAILED if failed and size - failed <= sum(held) else FEWER_THAN_HELD
+                return judge_sweeps([], sweeps, size, tested, inconclusive=", ".join(missed), why=why), "on"
             tested = proved  # what the earlier sweeps proved stands
             break
         found = [a for b, c in zip(before, after) for a in abandoned_through(b, c)]
