@@ -207,22 +207,37 @@ def test_an_answer_not_yet_read_is_seen_until_the_client_reads_it(server, backen
         sock.close()
 
 
+PORT_TRIES = 10  # a port the kernel gave on 127.0.0.1 is taken on ::1 too only by chance: 10 such in a row, never
+
+
 @pytest.fixture
 def held_pairs():
     """A listener, a client and its accepted end on 127.0.0.1 and on ::1, and a client whose peer closed (its
     socket in CLOSE_WAIT), all held by this process. The client on ::1 has the port of the one on 127.0.0.1, as
     the kernel may choose (a port is taken per address: CI once drew 56934 for both)."""
-    held = []
-    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-        listener = socket.socket(family)
-        listener.bind((host, 0))
-        listener.listen()
-        client = socket.socket(family)
-        if held:
-            client.bind((host, held[1].getsockname()[1]))
-        client.connect(listener.getsockname()[:2])
-        accepted, _ = listener.accept()
-        held += [listener, client, accepted]
+    held: list[socket.socket] = []
+    for _ in range(PORT_TRIES):
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            listener = socket.socket(family)
+            held.append(listener)
+            listener.bind((host, 0))
+            listener.listen()
+            client = socket.socket(family)
+            held.append(client)
+            if len(held) > 2:
+                try:
+                    client.bind((host, held[1].getsockname()[1]))
+                except OSError:  # that port is taken on ::1 (a port is taken per address): another pair
+                    break
+            client.connect(listener.getsockname()[:2])
+            accepted, _ = listener.accept()
+            held.append(accepted)
+        if len(held) == 6:
+            break
+        for s in held:
+            s.close()
+        held = []
+    assert len(held) == 6, f"no port free on both 127.0.0.1 and ::1 in {PORT_TRIES} tries"
     closing = socket.create_connection(held[0].getsockname())
     peer, _ = held[0].accept()
     peer.close()

@@ -77,6 +77,9 @@ class ServerStats:
     # requests in flight when the latest barrier's deadline came first (0 until one does; a new barrier clears it):
     # how far a burst got in its window, so the next can be given the time its pace needs
     in_flight_at_miss: int = 0
+    # of that barrier (one process; 0 with --workers): ms from the last request that joined it to its deadline. A
+    # pool capped in flight reaches its cap and then sends nothing more; one slow to start its burst still sends
+    flat_at_miss_ms: int = 0
     header_timeouts: int = 0  # connections closed for not sending a whole request head in time (--header-timeout)
     bad_requests: int = 0  # answered 400 and closed: not an HTTP/1.x request
     tls_handshakes: int = 0  # TLS handshakes completed (--tls)
@@ -309,6 +312,7 @@ class RequestLifecycle:
             else:  # held: answered once the barrier is reached, or at its deadline
                 self.timer = loop.call_at(hold.deadline + delay, self._delay_over, request)
                 hold.waiting.append((self, request, delay))
+                hold.last_join = loop.time()
                 self.server.check_hold()
         else:
             self.timer = loop.call_at(self.arrived + delay, self._delay_over, request)
@@ -657,6 +661,7 @@ class Hold:
     reached: bool = False
     waiting: list = field(default_factory=list)  # (connection, request, delay)
     generation: int = 0  # --workers: the shared barrier's generation (shared.py)
+    last_join: float = 0.0  # loop time a request last joined ``waiting`` (its setting, before one does)
     owner: bool = True  # set by this process (--workers: another worker's is adopted): it counts a miss
 
 
@@ -827,10 +832,11 @@ class SlowServer:
                     b"text/plain")
         loop = asyncio.get_running_loop()
         if self.shared is None:
-            self.stats.in_flight_at_miss = 0
+            self.stats.in_flight_at_miss = self.stats.flat_at_miss_ms = 0
         generation = self.shared.set_hold(until, most, then) if self.shared is not None else 0  # clears every row's
         self.hold_generation = generation
-        self.hold = Hold(until, loop.time() + most, then, most, generation=generation)
+        now = loop.time()
+        self.hold = Hold(until, now + most, then, most, generation=generation, last_join=now)
         loop.call_at(self.hold.deadline, self._hold_deadline, self.hold)
         return b"200 OK", json.dumps({"holding_until": until}).encode(), b"application/json"
 
@@ -938,6 +944,8 @@ class SlowServer:
             if not reached and hold.owner:
                 self.stats.holds_missed += 1
                 self.stats.in_flight_at_miss = self.stats.total("active_requests")
+                if self.shared is None:  # the other workers' joins are theirs: unknown, so never read as flat
+                    self.stats.flat_at_miss_ms = round((hold.deadline - hold.last_join) * 1000)
             if not reached and hold.then is not None:  # the burst goes as after a barrier reached, for a span more
                 self._release_hold(hold)
                 hold.deadline += hold.span
