@@ -167,3 +167,23 @@ def test_the_recorder_adds_unread_answers_to_in_flight_and_its_peak_only_when_as
             assert (second.in_flight, second.in_flight_peak, second.unread) == (1, 4, 0)  # the peak is kept
         else:
             assert [(s.in_flight, s.in_flight_peak, s.unread) for s in (first, second)] == [(1, 2, 0)] * 2
+
+
+def test_a_command_is_judged_on_one_reading_of_samples_still_being_recorded():
+    """At a command's deadline its samples are judged while the recorder's thread may still append
+    to them: one reading, however many it makes (three readings of different lengths, in a loaded
+    soak's run, raised ValueError and lost the run's result)."""
+    from dataclasses import replace
+
+    from harness.sampling import Sample
+    from harness.scenarios.command import judge
+
+    class StillRecording(list):
+        def __iter__(self):  # a sample appended before each reading, as the recorder's thread may
+            self.append(replace(self[-1], t=self[-1].t + 0.1))
+            return super().__iter__()
+
+    samples = StillRecording(Sample(t=i * 0.1, round=0, cycle=0, in_flight=0, in_flight_peak=1, established=5,
+                                    time_wait=0, close_wait=0, other=0, server_established=None, label="")
+                             for i in range(40))
+    assert judge(samples).verdict == PLATEAU  # five held throughout

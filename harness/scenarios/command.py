@@ -11,6 +11,7 @@ sampler) the client's sockets holding an answer it has not read yet
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from ..driving import CommandFigures, CommandProcess, ExperimentError, ExperimentResult, Progress, ServerInFlight, fill
 from ..driving.result import Churn
@@ -22,8 +23,11 @@ from ..server import ServerProcess
 PROGRESS_EVERY_S = 1.0
 
 
-def judge(samples: list[Sample]) -> SeriesTrend:
-    """The series verdict on held sockets, with the server's peak in flight."""
+def judge(samples: Sequence[Sample]) -> SeriesTrend:
+    """The series verdict on held sockets, with the server's peak in flight. ``samples`` may be a
+    recorder's list that its thread still appends to: it is read once (read three times, a loaded
+    soak's run got three lengths, and a ValueError)."""
+    samples = list(samples)
     return judge_series([s.t for s in samples], [s.held for s in samples], [s.in_flight_peak for s in samples])
 
 
