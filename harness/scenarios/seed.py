@@ -167,7 +167,7 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
     assert trend is not None and snap is not None
     # the rounds' own figures: churn and the variants' checks speak of the schedule, not of the sweeps
     tally, churn = run.tally(), run.churn(snap.time_wait)
-    started, failed, errors = run.tracker.started, run.tracker.failed, dict(run.tracker.errors)
+    started, failed, errors = run.tracker.started, run.tracker.failed, run.tracker.errors.copy()
     sweeps, exact_check = _sweep(run, settings, progress, trend.verdict, multiplexed)
     checks: list[Check] = []
     cycle_ends = [s.held for s in run.recorder.samples if s.label in ("cycle_end", "round_end")]
@@ -194,8 +194,7 @@ def tcp_count(run: Run, settings: Settings, result: ExperimentResult, progress: 
                             max_established=max((s.established for s in run.recorder.samples), default=0),
                             exact_check=exact_check, sweep_requests=run.tracker.started - started,
                             sweep_failed=run.tracker.failed - failed,
-                            sweep_errors={name: n - errors.get(name, 0) for name, n in run.tracker.errors.items()
-                                          if n > errors.get(name, 0)},
+                            sweep_errors=dict(run.tracker.errors - errors),  # a Counter's: those that rose
                             abandoned=[{"local_port": a.local_port, "state": a.state, "idle_ms": a.idle_ms}
                                        for a in sweeps.abandoned] if sweeps is not None else None,
                             **tally, **churn)
