@@ -129,6 +129,7 @@ def _nothing_left_behind():
 
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hooks: a session without it (-p no:xdist) still loads this file
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: four workers a core (at least 2). An experiment spends most of its time waiting on its slow
     server (~0.45 s of CPU in ~1.8 s), so a core serves several (measured on 2 cores, the whole suite, three runs
@@ -142,6 +143,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "pytest-xdist hands them out in (longest first)")
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """``--dist loadfile`` for tests/ (a module on one worker), each experiment on its own, handed out longest
     first (``tests/scheduling.py``)."""
@@ -164,7 +166,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return LongestFirst(config, log)
 
 
+# The collector's first generation runs every 50,000 allocations, not every 700: a worker's collections took
+# 1.0-2.6 s of CPU (a whole suite, 9 processes: ~12 s of its ~135), and 4.3 s in all at 50,000 (the same suite,
+# measured with gc.callbacks). A worker allocates in bursts (a netlink dump, a results file, a hypothesis example)
+# whose objects die young by reference counting, and each collection of 700 walked the survivors again.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     # everything imported and collected by now (matplotlib, hypothesis, the harness: ~10^6 objects a worker) never
     # becomes garbage: frozen, the collector stops walking it at every full collection
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
