@@ -79,7 +79,7 @@ def _fill_bytecode_cache(config: pytest.Config) -> None:
 
     bytecode.seed(os.environ["PYTHONPYCACHEPREFIX"], bytecode.installed_roots())
     subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-o", "addopts=", "-p", "no:xdist",
-                    "-p", "no:cacheprovider", "-p", "no:hypothesispytest"], cwd=config.rootpath,
+                    "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio"], cwd=config.rootpath,
                    # what it prints does not matter; 120 s: a cold collection takes ~3 s, 40x that on a loaded machine
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
 

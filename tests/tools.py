@@ -7,8 +7,8 @@ import pytest
 
 REQUIRED = os.environ.get("HARNESS_REQUIRE_TOOLS") == "1"  # set by .ci/run, which installs the tools
 # pytest in a user's project made by a test: no cache folder, and not hypothesis's plugin (installed here for the
-# fuzzers, unknown to those projects; importing it costs each pytest process ~0.7 s of CPU)
-USER_PYTEST = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+# fuzzers, unknown to those projects; importing it costs each pytest process ~0.7 s of CPU), nor anyio's (0.2 s)
+USER_PYTEST = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio")
 
 
 def default_requests_per_round() -> int:
