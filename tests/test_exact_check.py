@@ -280,7 +280,9 @@ def test_a_pool_capped_in_flight_is_not_retried_once_stuck_where_it_was(tmp_path
     assert first and int(first[2]) < int(first[1]) <= 30, out
     second = re.fullmatch(r"  sweep 2: \d+ requests, but \S+ had (\d+) of (\d+) in flight at once in [\d.]+ s: "
                           r"proves nothing; (.*)", said[1])
-    assert second and int(second[1]) <= 30 and int(second[2]) == int(second[1]) + 1, out
+    # it then needs one more than it holds, 31 at most; a starved window ends further short (24 of 31 with a sampling
+    # profiler beside the suite), not stuck where the first ended: tried again below
+    assert second and int(second[1]) < int(second[2]) <= 31, out
     stuck = re.fullmatch(rf"\S+ had {first[1]} again, as when sweep 1's window ended, none more in its last "
                          r"([\d.]+) s: a pool capped in flight, not tried again", second[3])
     if stuck:  # stuck where the first sweep's window ended, nothing more sent for half the window at least
