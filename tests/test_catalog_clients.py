@@ -1,6 +1,8 @@
 """The catalog's clients close what their docstrings say, and nothing else."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import httpx
@@ -104,3 +106,16 @@ def test_the_seeds_clients_take_no_proxy_from_the_environment(start_slow_server,
         finally:
             client.close()
     assert server.stats()["requests_served"] == 1
+
+
+def test_an_async_target_has_what_a_client_imports_at_its_first_connection_loaded_when_made():
+    """httpx's AsyncClient imports anyio's asyncio backend at its first connection; an AsyncTarget
+    loads it when made, before a run measures anything. In a fresh process: this one may have it."""
+    probe = ("import sys\nfrom harness.clients import AsyncTarget\n"
+             "async def get(url): return 200\n"
+             "names = ('httpcore._backends.anyio', 'anyio._backends._asyncio')\n"
+             "before = [n in sys.modules for n in names]\n"
+             "target = AsyncTarget(get)\ntarget.close()\n"
+             "print(*before, *[n in sys.modules for n in names])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "False", "True", "True"], done.stdout + done.stderr

@@ -29,6 +29,26 @@ class TargetError(ValueError):
     """A TARGET that names no variant or does not import."""
 
 
+# What async clients load at their first connection rather than at their import: httpx's AsyncClient (through
+# httpcore) imports anyio and its asyncio backend then, ~100 modules (a first request 0.12 s, the next 0.02 s, on a
+# quiet machine). On the target's loop that fell in round 1: in a loaded soak's run httpx-h2-fixed opened its
+# connection ~1 s late and all 23 requests of the round timed out. An AsyncTarget loads them, where installed,
+# before anything is measured.
+ASYNC_STACKS = ("httpcore._backends.anyio", "anyio._backends._asyncio")
+
+
+def load_async_stacks() -> list[str]:
+    """Imports ``ASYNC_STACKS`` (those installed); returns the names imported."""
+    loaded = []
+    for name in ASYNC_STACKS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+        loaded.append(name)
+    return loaded
+
+
 class AsyncTarget:
     """Drives an ``async def`` request function on one event loop of its own.
 
@@ -41,6 +61,7 @@ class AsyncTarget:
 
     def __init__(self, function: Callable[[str], object]) -> None:
         self.function = function
+        load_async_stacks()
         # requests started by ``start_request`` and not yet ended: held here because the loop holds its tasks
         # weakly, and a task waiting on a future nothing else holds (a connect) would be collected mid-request
         self._running: set[asyncio.Task] = set()
